@@ -26,13 +26,25 @@ _COMMANDS: list[tuple[str, str, str]] = [
 ]
 
 
+def _load(module_name: str, attr: str) -> object | None:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only a stage that is not in this checkout is skipped; a broken import still fails.
+        # tests/test_cli.py checks that every listed stage loads.
+        if exc.name == module_name:
+            return None
+        raise
+    return getattr(module, attr)
+
+
 def _mount() -> None:
     for module_name, attr, name in _SUBCOMMANDS:
-        module = importlib.import_module(module_name)
-        app.add_typer(getattr(module, attr), name=name)
+        if (sub_app := _load(module_name, attr)) is not None:
+            app.add_typer(sub_app, name=name)  # type: ignore[arg-type]
     for module_name, attr, name in _COMMANDS:
-        module = importlib.import_module(module_name)
-        app.command(name=name)(getattr(module, attr))
+        if (command := _load(module_name, attr)) is not None:
+            app.command(name=name)(command)  # type: ignore[arg-type]
 
 
 _mount()
