@@ -6,8 +6,10 @@ Exit codes: 0 success, 1 failure, 2 bad usage or bad configuration.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 app = typer.Typer(
     name="courier",
@@ -26,28 +28,40 @@ _COMMANDS: list[tuple[str, str, str]] = [
 ]
 
 
-def _load(module_name: str, attr: str) -> object | None:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # Only a stage that is not in this checkout is skipped; a broken import still fails.
-        # tests/test_cli.py checks that every listed stage loads.
-        if exc.name == module_name:
-            return None
-        raise
-    return getattr(module, attr)
+class _LazyGroup(TyperGroup):
+    """Imports a stage's module only when its command runs (or when help lists it).
+
+    ``courier dev up`` must not pay for importing gRPC, pyarrow or Django, and a stage
+    that is broken must not take every other command down with it.
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        lazy = [name for _, _, name in (*_SUBCOMMANDS, *_COMMANDS)]
+        return sorted({*super().list_commands(ctx), *lazy})
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        for module_name, attr, name in _SUBCOMMANDS:
+            if name == cmd_name:
+                sub_app = getattr(importlib.import_module(module_name), attr)
+                group = typer.main.get_group(sub_app)
+                group.name = name
+                return group
+        for module_name, attr, name in _COMMANDS:
+            if name == cmd_name:
+                single = typer.Typer()
+                single.command(name=name)(getattr(importlib.import_module(module_name), attr))
+                command = typer.main.get_command(single)
+                command.name = name
+                return command
+        return super().get_command(ctx, cmd_name)
 
 
-def _mount() -> None:
-    for module_name, attr, name in _SUBCOMMANDS:
-        if (sub_app := _load(module_name, attr)) is not None:
-            app.add_typer(sub_app, name=name)  # type: ignore[arg-type]
-    for module_name, attr, name in _COMMANDS:
-        if (command := _load(module_name, attr)) is not None:
-            app.command(name=name)(command)  # type: ignore[arg-type]
+app.info.cls = _LazyGroup
 
 
-_mount()
+@app.callback()
+def _root() -> None:
+    """Courier: transactional outbox -> Kafka -> gRPC, with retries, DLQs and replay."""
 
 
 def main() -> None:

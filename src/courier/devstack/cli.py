@@ -134,6 +134,11 @@ def env(
 
 def _print_status(config: StackConfig) -> list[stack.ServiceStatus]:
     rows = stack.status(config)
+    if not out.is_terminal:  # one line per service, for scripts and logs
+        for row in rows:
+            state = "answering" if row.answering else "running" if row.running else "stopped"
+            print(f"{row.name}\t{row.address}\t{state}\t{row.log_file}\t{row.detail}".rstrip())
+        return rows
     table = Table(title=f"courier dev stack ({config.data_dir})")
     for column in ("service", "address", "state", "log"):
         table.add_column(column, overflow="fold")

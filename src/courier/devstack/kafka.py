@@ -7,6 +7,7 @@ directory is formatted on first start with a fresh cluster id.
 from __future__ import annotations
 
 import base64
+import logging
 import shutil
 import subprocess
 import uuid
@@ -108,17 +109,17 @@ def new_cluster_id() -> str:
 def is_ready(config: StackConfig) -> bool:
     """A real metadata request answered by a broker (a TCP connect alone proves nothing)."""
     try:
-        admin = AdminClient({"bootstrap.servers": config.bootstrap_servers, "log_level": 0,
-                             "logger": _silent_logger()})
+        admin = AdminClient(
+            {"bootstrap.servers": config.bootstrap_servers, "logger": _silent_logger()}  # type: ignore[dict-item]
+        )
         metadata = admin.list_topics(timeout=2)
     except Exception:
         return False
     return bool(metadata.brokers)
 
 
-def _silent_logger() -> object:
-    import logging
-
+def _silent_logger() -> logging.Logger:
+    # librdkafka's "connection refused" noise while the broker starts is expected.
     logger = logging.getLogger("courier.devstack.kafka-probe")
     logger.addHandler(logging.NullHandler())
     logger.propagate = False

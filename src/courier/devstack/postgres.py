@@ -95,7 +95,9 @@ def _as_service_user(argv: list[str]) -> list[str]:
     try:
         pwd.getpwnam(SERVICE_USER)
     except KeyError as exc:
-        raise StackError(f"OS user {SERVICE_USER!r} is missing (Debian's package creates it)") from exc
+        raise StackError(
+            f"OS user {SERVICE_USER!r} is missing (Debian's postgresql package creates it)"
+        ) from exc
     return ["runuser", "-u", SERVICE_USER, "--", *argv]
 
 
