@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from courier.devstack import connect, stack as devstack
+from courier.devstack import connect
+from courier.devstack import stack as devstack
 from courier.devstack.config import StackConfig
 from courier.devstack.processes import StackError
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from courier.devstack.cli import bring_up, err, _print_status
+from courier.devstack.cli import _print_status, bring_up, err
 from courier.devstack.config import StackConfig
 from courier.devstack.processes import StackError
 
