@@ -22,6 +22,8 @@ app = typer.Typer(
 _SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("courier.devstack.cli", "app", "dev"),
     ("courier.schemas", "app", "schemas"),
+    ("courier.outbox.cli", "app", "outbox"),
+    ("courier.relay.cli", "app", "relay"),
 ]
 _COMMANDS: list[tuple[str, str, str]] = [
     ("courier.demo", "demo", "demo"),

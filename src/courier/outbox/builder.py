@@ -1,0 +1,140 @@
+"""``build_event(message).save()``: an event written in the caller's own database transaction.
+
+::
+
+    from courier import build_event
+
+    @transaction.atomic                      # Django
+    def deliver_package(package):
+        package.status = "delivered"
+        package.save()
+        build_event(PackageDelivered(package=package.to_proto())).save()
+
+    with Session(engine) as session, session.begin():     # SQLAlchemy 2
+        session.add(order)
+        build_event(OrderPlaced(...), key=str(order.id)).save(session)
+
+The row commits or rolls back with the caller's transaction; the relay (or Debezium) ships it
+to Kafka afterwards. Nothing here talks to Kafka.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from courier.events import EventEnvelope, uuid7
+from courier.outbox.topics import topic_for
+from courier.settings import service_name
+
+
+class OutboxTransactionError(RuntimeError):
+    """``save()`` was called outside a database transaction.
+
+    An outbox row written in autocommit mode is published even if the caller's business
+    change later fails, which is exactly what the outbox exists to prevent. Wrap the call in
+    ``transaction.atomic()`` / ``session.begin()``, or pass ``allow_outside_transaction=True``
+    when publishing a lone event is really intended.
+    """
+
+
+class OutboxEvent:
+    """An event built from a protobuf message, ready to be saved into the outbox.
+
+    ``envelope`` holds everything that will reach Kafka (id, type, source, time, topic, key,
+    payload, extra headers); :meth:`save` writes it through the caller's transaction.
+    """
+
+    __slots__ = ("envelope",)
+
+    def __init__(self, envelope: EventEnvelope) -> None:
+        self.envelope = envelope
+
+    def __repr__(self) -> str:
+        e = self.envelope
+        return f"OutboxEvent(id={e.id!r}, type={e.type!r}, topic={e.topic!r}, key={e.key!r})"
+
+    def save(
+        self,
+        session: Any = None,
+        *,
+        using: str | None = None,
+        table: str | None = None,
+        allow_outside_transaction: bool = False,
+    ) -> EventEnvelope:
+        """Insert the event into the outbox in the current transaction; returns the envelope.
+
+        - no ``session``: Django; writes through ``connections[using or "default"]``;
+        - a SQLAlchemy ``Session`` or ``Connection``: adds the row to its transaction;
+        - a DB-API connection (psycopg2, sqlite3): executes the INSERT on it (``table``
+          defaults to ``courier_outbox``).
+
+        Raises :class:`OutboxTransactionError` when no transaction is open, unless
+        ``allow_outside_transaction`` is true.
+        """
+        if session is None:
+            from courier.outbox.django.writer import save_with_django
+
+            save_with_django(self.envelope, using=using, allow=allow_outside_transaction)
+        elif type(session).__module__.startswith("sqlalchemy"):
+            from courier.outbox.sqlalchemy import save_with_sqlalchemy
+
+            save_with_sqlalchemy(
+                self.envelope, session, table=table, allow=allow_outside_transaction
+            )
+        else:
+            from courier.outbox.dbapi import save_with_dbapi
+
+            save_with_dbapi(self.envelope, session, table=table, allow=allow_outside_transaction)
+        return self.envelope
+
+
+def build_event(
+    message: Any,
+    *,
+    key: str | None = None,
+    topic: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    source: str | None = None,
+) -> OutboxEvent:
+    """Wrap a protobuf message as an event: id (UUIDv7), time, source, type, topic, trace context.
+
+    - ``type`` is the message's full protobuf name (``packages.v1.PackageDelivered``);
+    - ``topic`` is explicit, else derived from the message (see :mod:`courier.outbox.topics`);
+    - ``source`` is explicit, else ``COURIER_SERVICE_NAME``;
+    - ``headers`` are extra Kafka headers; the active OpenTelemetry span's ``traceparent``
+      (and ``tracestate``) are added unless given explicitly.
+    """
+    descriptor = getattr(message, "DESCRIPTOR", None)
+    if descriptor is None or not hasattr(message, "SerializeToString"):
+        raise TypeError(f"build_event() takes a protobuf message, got {type(message).__name__}")
+    if key is not None and not isinstance(key, str):
+        raise TypeError(f"event key must be a str or None, got {type(key).__name__}")
+    extra = current_trace_headers()
+    extra.update(headers or {})
+    envelope = EventEnvelope(
+        id=str(uuid7()),
+        type=descriptor.full_name,
+        source=service_name(source),
+        time=datetime.now(UTC),
+        topic=topic_for(descriptor, topic),
+        key=key,
+        payload=message.SerializeToString(),
+        headers=extra,
+    )
+    return OutboxEvent(envelope)
+
+
+def current_trace_headers() -> dict[str, str]:
+    """W3C ``traceparent``/``tracestate`` of the active OpenTelemetry span (empty when none)."""
+    try:
+        from opentelemetry import trace
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    except ImportError:
+        return {}
+    if not trace.get_current_span().get_span_context().is_valid:
+        return {}
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier
