@@ -24,6 +24,7 @@ _SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("courier.schemas", "app", "schemas"),
     ("courier.outbox.cli", "app", "outbox"),
     ("courier.relay.cli", "app", "relay"),
+    ("courier.broker.cli", "app", "broker"),
 ]
 _COMMANDS: list[tuple[str, str, str]] = [
     ("courier.demo", "demo", "demo"),
