@@ -73,7 +73,8 @@ def check(config: Path = CONFIG_OPTION) -> None:
     """Validate a broker config: a summary on success, every problem (file:line) otherwise."""
     broker = load_or_exit(config)
     # Piped output gets room for full topic and method names instead of rich's 80 columns.
-    _out.print(summary_table(broker), width=None if _out.is_terminal else 200)
+    out = _out if _out.is_terminal else Console(width=200)
+    out.print(summary_table(broker))
     _out.print(f"{config}: ok", markup=False, highlight=False, soft_wrap=True)
 
 
