@@ -15,6 +15,11 @@ Table (``courier_inbox``), one row per (consumer, event id)::
     event_id      varchar(255) not null  /
     processed_at  timestamp with time zone not null
 
+The broker delivers one event to each configured method of a consumer as separate calls
+(service-a's EndpointA and EndpointB both get every ``event_y``), so :func:`idempotent` claims
+per handler: the ``consumer`` column holds ``service-a/EndpointA``. Pass ``handler=`` to
+choose another name, e.g. one shared by two methods that must not both run.
+
 Backends: :mod:`courier.consumer.sqlalchemy` (``SqlAlchemyInbox``) and the Django app
 ``courier.consumer.django`` (``DjangoInbox``). Both work with :func:`idempotent`::
 
@@ -48,6 +53,14 @@ KEY_LENGTH = 255
 _COMMITTING = (None, grpc.StatusCode.OK, grpc.StatusCode.ALREADY_EXISTS)
 
 
+def claim_key(consumer: str, handler: str | None) -> str:
+    """The ``consumer`` column of a claim: ``service-a/EndpointA``, or ``service-a`` alone."""
+    key = f"{consumer}/{handler}" if handler else consumer
+    if len(key) > KEY_LENGTH:
+        raise ValueError(f"inbox key longer than {KEY_LENGTH} characters: {key!r}")
+    return key
+
+
 class InboxClaim:
     """The outcome of claiming one event id inside a transaction.
 
@@ -75,8 +88,10 @@ class Inbox(Protocol):
 
     consumer: str
 
-    def transaction(self, event_id: str) -> AbstractContextManager[InboxClaim]:
-        """Open the handler's transaction and claim ``event_id`` in it.
+    def transaction(
+        self, event_id: str, handler: str | None = None
+    ) -> AbstractContextManager[InboxClaim]:
+        """Open the handler's transaction and claim ``event_id`` (for ``handler``) in it.
 
         Commits at the end of the block, rolls back on an exception or after
         :meth:`InboxClaim.discard`.
@@ -87,12 +102,19 @@ class Inbox(Protocol):
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def idempotent(inbox: Inbox, *, on_duplicate: Callable[[], Any] | None = None) -> Callable[[F], F]:
+def idempotent(
+    inbox: Inbox,
+    *,
+    handler: str | None = None,
+    on_duplicate: Callable[[], Any] | None = None,
+) -> Callable[[F], F]:
     """Run a sync servicer method at most once per event id, in the inbox's transaction.
 
     The event id comes from the call's metadata (:func:`courier.consumer.event_metadata`).
-    The handler's writes share the claim's transaction: when the handler raises, or sets an
-    error status on the context, both roll back and the broker's retry runs it again.
+    Claims are per ``handler`` (default: the method's name). The handler's writes share the
+    claim's transaction: when the handler raises, or sets an error status on the context, both
+    roll back and the broker's retry runs it again. A duplicate is answered ``ALREADY_EXISTS``,
+    or with ``on_duplicate()`` as an OK response.
     """
 
     def decorate(method: F) -> F:
@@ -101,11 +123,12 @@ def idempotent(inbox: Inbox, *, on_duplicate: Callable[[], Any] | None = None) -
                 f"@idempotent wraps sync handlers (database transactions are sync); "
                 f"{method.__qualname__} is async"
             )
+        name = handler or method.__name__
 
         @functools.wraps(method)
         def wrapper(self: Any, request: Any, context: Any) -> Any:
             event = event_metadata(context)
-            with inbox.transaction(event.id) as claim:
+            with inbox.transaction(event.id, name) as claim:
                 if not claim.duplicate:
                     response = method(self, request, context)
                     if _status_of(context) not in _COMMITTING:
@@ -115,7 +138,7 @@ def idempotent(inbox: Inbox, *, on_duplicate: Callable[[], Any] | None = None) -
                 return on_duplicate()
             context.abort(
                 grpc.StatusCode.ALREADY_EXISTS,
-                f"event {event.id} already processed by {inbox.consumer}",
+                f"event {event.id} already processed by {claim.consumer}",
             )
 
         return wrapper  # type: ignore[return-value]

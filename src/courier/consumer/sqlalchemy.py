@@ -27,12 +27,23 @@ from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, delete, func, insert
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    or_,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from courier.consumer.inbox import INBOX_TABLE, KEY_LENGTH, InboxClaim
+from courier.consumer.inbox import INBOX_TABLE, KEY_LENGTH, InboxClaim, claim_key
 
 _current_session: ContextVar[Session | None] = ContextVar("courier_inbox_session", default=None)
 
@@ -114,16 +125,17 @@ class SqlAlchemyInbox:
         return session
 
     @contextmanager
-    def transaction(self, event_id: str) -> Iterator[InboxClaim]:
-        """A new session and transaction with ``event_id`` claimed in it.
+    def transaction(self, event_id: str, handler: str | None = None) -> Iterator[InboxClaim]:
+        """A new session and transaction with ``event_id`` claimed (for ``handler``) in it.
 
         Commits at the end of the block; rolls back on an exception or ``claim.discard()``.
         """
         session = self._session_factory()
         token = _current_session.set(session)
         try:
-            claimed = claim_event(session, self.consumer, event_id, self.table)
-            claim = InboxClaim(self.consumer, event_id, duplicate=not claimed)
+            key = claim_key(self.consumer, handler)
+            claimed = claim_event(session, key, event_id, self.table)
+            claim = InboxClaim(key, event_id, duplicate=not claimed)
             yield claim
             if claim.discarded or claim.duplicate:
                 session.rollback()
@@ -136,12 +148,13 @@ class SqlAlchemyInbox:
             _current_session.reset(token)
             session.close()
 
-    def processed(self, event_id: str) -> bool:
-        """Whether ``event_id`` is recorded as processed by this consumer."""
+    def processed(self, event_id: str, handler: str | None = None) -> bool:
+        """Whether ``event_id`` is recorded as processed by this consumer's ``handler``."""
+        key = claim_key(self.consumer, handler)
         with self._session_factory() as session:
             row = session.execute(
                 self.table.select().where(
-                    self.table.c.consumer == self.consumer, self.table.c.event_id == event_id
+                    self.table.c.consumer == key, self.table.c.event_id == event_id
                 )
             ).first()
             return row is not None
@@ -156,7 +169,11 @@ class SqlAlchemyInbox:
         with self._session_factory() as session, session.begin():
             result: Any = session.execute(
                 delete(self.table).where(
-                    self.table.c.consumer == self.consumer, self.table.c.processed_at < cutoff
+                    or_(
+                        self.table.c.consumer == self.consumer,
+                        self.table.c.consumer.startswith(self.consumer + "/", autoescape=True),
+                    ),
+                    self.table.c.processed_at < cutoff,
                 )
             )
             return int(result.rowcount)

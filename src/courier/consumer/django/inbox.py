@@ -27,7 +27,7 @@ from datetime import timedelta
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
-from courier.consumer.inbox import InboxClaim
+from courier.consumer.inbox import InboxClaim, claim_key
 
 
 def claim_event(consumer: str, event_id: str, using: str = "default") -> bool:
@@ -75,24 +75,25 @@ class DjangoInbox:
         self.using = using
 
     @contextmanager
-    def transaction(self, event_id: str) -> Iterator[InboxClaim]:
-        """An ``atomic()`` block with ``event_id`` claimed in it.
+    def transaction(self, event_id: str, handler: str | None = None) -> Iterator[InboxClaim]:
+        """An ``atomic()`` block with ``event_id`` claimed (for ``handler``) in it.
 
         Commits at the end of the block; rolls back on an exception or ``claim.discard()``.
         """
         with transaction.atomic(using=self.using):
-            claimed = claim_event(self.consumer, event_id, self.using)
-            claim = InboxClaim(self.consumer, event_id, duplicate=not claimed)
+            key = claim_key(self.consumer, handler)
+            claim = InboxClaim(key, event_id, duplicate=not claim_event(key, event_id, self.using))
             yield claim
             if claim.discarded:
                 transaction.set_rollback(True, using=self.using)
 
-    def processed(self, event_id: str) -> bool:
-        """Whether ``event_id`` is recorded as processed by this consumer."""
+    def processed(self, event_id: str, handler: str | None = None) -> bool:
+        """Whether ``event_id`` is recorded as processed by this consumer's ``handler``."""
         from courier.consumer.django.models import InboxEntry
 
         entries = InboxEntry.objects.using(self.using)
-        return bool(entries.filter(consumer=self.consumer, event_id=event_id).exists())
+        key = claim_key(self.consumer, handler)
+        return bool(entries.filter(consumer=key, event_id=event_id).exists())
 
     def purge(self, older_than: timedelta) -> int:
         """Forget events processed more than ``older_than`` ago; returns how many rows went.
@@ -100,9 +101,12 @@ class DjangoInbox:
         Keep ``older_than`` well beyond the longest a redelivery can take (retry schedule plus
         DLQ replay), or a late redelivery will run the handler again.
         """
+        from django.db.models import Q
+
         from courier.consumer.django.models import InboxEntry
 
         cutoff = timezone.now() - older_than
-        entries = InboxEntry.objects.using(self.using)
-        deleted, _ = entries.filter(consumer=self.consumer, processed_at__lt=cutoff).delete()
+        mine = Q(consumer=self.consumer) | Q(consumer__startswith=self.consumer + "/")
+        entries = InboxEntry.objects.using(self.using).filter(mine, processed_at__lt=cutoff)
+        deleted, _ = entries.delete()
         return int(deleted)
