@@ -20,13 +20,15 @@ to Kafka afterwards. Nothing here talks to Kafka.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from courier.events import EventEnvelope, uuid7
-from courier.outbox.topics import topic_for
-from courier.settings import service_name
+from courier.outbox.topics import key_from_message, topic_for
+from courier.settings import ENV_SERVICE_NAME, service_name
 
 
 class OutboxTransactionError(RuntimeError):
@@ -102,21 +104,25 @@ def build_event(
 
     - ``type`` is the message's full protobuf name (``packages.v1.PackageDelivered``);
     - ``topic`` is explicit, else derived from the message (see :mod:`courier.outbox.topics`);
-    - ``source`` is explicit, else ``COURIER_SERVICE_NAME``;
+    - ``key`` is explicit, else the ``(courier.v1.key_field)`` field's value, else none;
+    - ``source`` is explicit, else the Django setting or environment variable
+      ``COURIER_SERVICE_NAME``;
     - ``headers`` are extra Kafka headers; the active OpenTelemetry span's ``traceparent``
       (and ``tracestate``) are added unless given explicitly.
     """
     descriptor = getattr(message, "DESCRIPTOR", None)
     if descriptor is None or not hasattr(message, "SerializeToString"):
         raise TypeError(f"build_event() takes a protobuf message, got {type(message).__name__}")
-    if key is not None and not isinstance(key, str):
+    if key is None:
+        key = key_from_message(message)
+    elif not isinstance(key, str):
         raise TypeError(f"event key must be a str or None, got {type(key).__name__}")
     extra = current_trace_headers()
     extra.update(headers or {})
     envelope = EventEnvelope(
         id=str(uuid7()),
         type=descriptor.full_name,
-        source=service_name(source),
+        source=source or _default_source(),
         time=datetime.now(UTC),
         topic=topic_for(descriptor, topic),
         key=key,
@@ -124,6 +130,17 @@ def build_event(
         headers=extra,
     )
     return OutboxEvent(envelope)
+
+
+def _default_source() -> str:
+    if not os.environ.get(ENV_SERVICE_NAME) and "django.conf" in sys.modules:
+        from django.conf import settings as django_settings
+
+        if django_settings.configured:
+            configured = getattr(django_settings, "COURIER_SERVICE_NAME", None)
+            if configured:
+                return str(configured)
+    return service_name()
 
 
 def current_trace_headers() -> dict[str, str]:

@@ -104,15 +104,13 @@ def save_with_sqlalchemy(
 def _in_transaction(session: Any) -> bool:
     # SQLAlchemy 2 autobegins: the INSERT opens the transaction and nothing is written until
     # the caller commits. Only AUTOCOMMIT connections and autobegin=False sessions are not.
-    from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
-    if session.in_transaction():
-        return True
     if isinstance(session, Session):
-        return bool(getattr(session, "_autobegin", True))
-    if isinstance(session, Connection):
-        level = session.get_execution_options().get("isolation_level")
-        engine_level = session.engine.get_execution_options().get("isolation_level")
-        return "AUTOCOMMIT" not in (level, engine_level)
-    return True
+        if not session.in_transaction() and not getattr(session, "autobegin", True):
+            return False
+        connection = session.connection()
+    else:
+        connection = session
+    is_autocommit = getattr(connection, "_is_autocommit_isolation", None)
+    return not (callable(is_autocommit) and is_autocommit())

@@ -1,4 +1,4 @@
-"""Which Kafka topic an event goes to when ``build_event`` is not told.
+"""Which Kafka topic (and key) an event goes to when ``build_event`` is not told.
 
 The rule, in order:
 
@@ -16,6 +16,9 @@ The rule, in order:
        billing.v2.Invoice.LineAdded      -> billing.v2.invoice.line_added
        acme.HTTPRequestSent              -> acme.http_request_sent
 
+The key, when not passed, comes from the ``(courier.v1.key_field)`` option: the dotted path
+of a scalar field (``"package.id"``); an unset (empty) string field means no key.
+
 Kafka topic names allow ``[A-Za-z0-9._-]`` up to 249 characters; a derived name always fits
 the alphabet, and the length is checked.
 """
@@ -27,7 +30,8 @@ import re
 from typing import Any
 
 TOPIC_OPTION = "courier.v1.topic"
-_OPTIONS_MODULES = ("courier.v1.options_pb2", "courier.v1.topic_pb2", "courier.v1.courier_pb2")
+KEY_FIELD_OPTION = "courier.v1.key_field"
+_OPTIONS_MODULES = ("courier.v1.options_pb2",)
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _WORD_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _options_loaded = False
@@ -62,17 +66,46 @@ def topic_from_full_name(full_name: str, package: str) -> str:
     return ".".join([*prefix, *(snake_case(part) for part in rest.split("."))])
 
 
-def option_topic(descriptor: Any) -> str | None:
-    """Rule 2: the ``(courier.v1.topic)`` message option, or None when unset or unknown."""
+def message_option(descriptor: Any, full_name: str) -> str | None:
+    """A string message option such as ``courier.v1.topic``, or None when unset or unknown."""
     _load_options_module()
     try:
         options = descriptor.GetOptions()
     except Exception:  # a descriptor without options support: nothing to read
         return None
     for field, value in options.ListFields():
-        if field.is_extension and field.full_name == TOPIC_OPTION and value:
+        if field.is_extension and field.full_name == full_name and value:
             return str(value)
     return None
+
+
+def option_topic(descriptor: Any) -> str | None:
+    """Rule 2: the ``(courier.v1.topic)`` message option, or None."""
+    return message_option(descriptor, TOPIC_OPTION)
+
+
+def key_from_message(message: Any) -> str | None:
+    """The key named by ``(courier.v1.key_field)``, read from ``message``; None without it.
+
+    Raises ValueError when the option names a field the message does not have.
+    """
+    path = message_option(message.DESCRIPTOR, KEY_FIELD_OPTION)
+    if not path:
+        return None
+    value: Any = message
+    for part in path.split("."):
+        if part not in value.DESCRIPTOR.fields_by_name:
+            raise ValueError(
+                f"(courier.v1.key_field) = {path!r} on {message.DESCRIPTOR.full_name}: "
+                f"no field {part!r}"
+            )
+        value = getattr(value, part)
+    if hasattr(value, "DESCRIPTOR"):
+        raise ValueError(f"(courier.v1.key_field) = {path!r} names a message, not a scalar")
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return text or None
 
 
 def topic_for(descriptor: Any, explicit: str | None = None) -> str:

@@ -414,7 +414,7 @@ class _Housekeeping:
         with self.cursor() as cur:
             while True:
                 cur.execute(statement, (self.config.cleanup_after, self.config.cleanup_batch))
-                total += cur.rowcount
+                total += int(cur.rowcount)
                 if cur.rowcount < self.config.cleanup_batch:
                     break
         if total:

@@ -185,7 +185,7 @@ class _SqliteLease:
                 "WHERE name = ? AND (holder = ? OR expires_at < ?)",
                 (self.holder, now + seconds, self.name, self.holder, now),
             )
-            held = cur.rowcount == 1
+            held = bool(cur.rowcount == 1)
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")

@@ -73,13 +73,14 @@ class KafkaPublisher:
                 return
             on_ack()
 
+        headers: list[tuple[str, str | bytes | None]] = [*envelope.kafka_headers()]
         while True:
             try:
                 self._producer.produce(
                     envelope.topic,
                     value=envelope.payload,
                     key=envelope.kafka_key(),
-                    headers=envelope.kafka_headers(),
+                    headers=headers,
                     on_delivery=delivered,
                 )
                 self.in_flight += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.apps import AppConfig
 
 
-class CourierOutboxConfig(AppConfig):
+class CourierOutboxConfig(AppConfig):  # type: ignore[misc]
     """``courier.outbox.django``: the outbox model and its migration."""
 
     name = "courier.outbox.django"

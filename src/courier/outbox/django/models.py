@@ -18,7 +18,7 @@ def outbox_table_name() -> str:
     return str(getattr(settings, "COURIER_OUTBOX_TABLE", DEFAULT_OUTBOX_TABLE))
 
 
-class OutboxEvent(models.Model):
+class OutboxEvent(models.Model):  # type: ignore[misc]
     """One event waiting in the outbox. Written by ``build_event(...).save()``, never updated."""
 
     id = models.UUIDField(primary_key=True)

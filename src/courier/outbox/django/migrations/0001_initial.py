@@ -9,7 +9,7 @@ from django.db import migrations, models
 from courier.outbox.django.models import outbox_table_name
 
 
-class Migration(migrations.Migration):
+class Migration(migrations.Migration):  # type: ignore[misc]
     initial = True
 
     dependencies: ClassVar[list[tuple[str, str]]] = []
