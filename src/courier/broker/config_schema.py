@@ -122,9 +122,8 @@ class RetryPolicy(BaseModel):
         >>> RetryPolicy(base_backoff=0.1, max_backoff=1, jitter=0).backoff(3, random.Random())
         0.4
         """
-        exponent = max(attempt, 1) - 1
-        capped = self.max_backoff if exponent >= 64 else self.base_backoff * 2.0**exponent
-        capped = min(self.max_backoff, capped)
+        exponent = min(max(attempt, 1) - 1, 1000)  # 2.0**1000 is still a finite float
+        capped = min(self.max_backoff, self.base_backoff * 2.0**exponent)
         return float(capped * (1.0 - self.jitter * rng.random()))
 
 
