@@ -106,6 +106,7 @@ class LogicalRelayConfig:
     slot: str = "courier_relay"
     publication: str = "courier_outbox_pub"
     feedback_interval: float = 5.0
+    confirm_interval: float = 0.2
     cleanup_after: float | None = 3600.0
     cleanup_every: float = 60.0
     slot_lag_every: float = 5.0
@@ -209,7 +210,7 @@ class LogicalRelay:
                     "replication slot is in use by another relay; standing by",
                     extra={"slot": self.config.slot},
                 )
-                stop.wait(5.0)
+                stop.wait(2.0)
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 log.warning("replication connection lost; reconnecting", extra={"error": str(exc)})
                 stop.wait(backoff)
@@ -325,15 +326,16 @@ class _StreamSession:
         self.feedback()
 
     def feedback(self, force: bool = False) -> None:
+        """Confirm the acknowledged prefix: at most every ``confirm_interval`` while it moves
+        (fewer resends after a crash), and a status message every ``feedback_interval``
+        regardless (liveness, see the module docstring)."""
         lsn = self.tracker.confirmable()
         now = time.monotonic()
         due = now - self.last_feedback >= self.config.feedback_interval
-        if lsn > self.confirmed or due or force:
-            # Setting the values is cheap; psycopg2 sends them at status_interval. Force a
-            # message when due, so the server never needs to ping us mid-transaction.
-            self.cur.send_feedback(write_lsn=lsn, flush_lsn=lsn, apply_lsn=lsn, force=due or force)
-            if due or force:
-                self.last_feedback = now
+        moved = lsn > self.confirmed and now - self.last_feedback >= self.config.confirm_interval
+        if due or moved or force:
+            self.cur.send_feedback(write_lsn=lsn, flush_lsn=lsn, apply_lsn=lsn, force=True)
+            self.last_feedback = now
             if lsn > self.confirmed:
                 self.confirmed = lsn
                 self.relay.metrics.confirmed_lsn.set(lsn)
