@@ -25,6 +25,7 @@ _SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("courier.outbox.cli", "app", "outbox"),
     ("courier.relay.cli", "app", "relay"),
     ("courier.broker.cli", "app", "broker"),
+    ("courier.broker.topics", "app", "topics"),
     ("courier.contract", "app", "contract"),
 ]
 _COMMANDS: list[tuple[str, str, str]] = [
