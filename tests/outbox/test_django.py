@@ -102,6 +102,7 @@ def test_the_migration_matches_the_model_and_the_contract_types(world: DjangoWor
     call_command("makemigrations", "courier_outbox", "--check", "--dry-run", verbosity=0)
     out = StringIO()
     call_command("sqlmigrate", "courier_outbox", "0001", stdout=out)
+    call_command("sqlmigrate", "courier_outbox", "0002", stdout=out)
     sql = out.getvalue()
     for column_type in (
         '"id" uuid',
@@ -109,6 +110,7 @@ def test_the_migration_matches_the_model_and_the_contract_types(world: DjangoWor
         '"headers" jsonb',
         '"created_at" timestamp with time zone',
         '"key" text NULL',
+        "\"specversion\" text DEFAULT '1.0' NOT NULL",
     ):
         assert column_type in sql
 

@@ -85,6 +85,7 @@ def test_outbox_table_has_the_contract_types(world: SqlWorld) -> None:
         ("payload", "bytea", "NO"),
         ("headers", "jsonb", "NO"),
         ("created_at", "timestamp with time zone", "NO"),
+        ("specversion", "text", "NO"),
     ]
 
 

@@ -31,8 +31,10 @@ def test_routes_keys_values_and_headers_like_the_relay() -> None:
         "source:header:ce_source",
         "type:header:ce_type",
         "created_at:header:ce_time",
+        "specversion:header:ce_specversion",
     ]
-    assert config["transforms"].split(",") == ["outbox", "dropid", "specversion", "contenttype"]
+    assert config["transforms"].split(",") == ["outbox", "dropid", "contenttype"]
+    assert config["extended.headers.enabled"] == "false"
     assert all(isinstance(v, str) for v in config.values())
 
 

@@ -70,6 +70,8 @@ def outbox_table(metadata: MetaData | None = None, name: str = DEFAULT_OUTBOX_TA
             server_default=text("'{}'"),
         ),
         Column("created_at", DateTime(timezone=True), nullable=False),
+        # Constant for Debezium's ce_specversion header (see courier.outbox.table).
+        Column("specversion", Text(), nullable=False, server_default=text("'1.0'")),
         Index(f"{table_name}_created_at_idx", "created_at"),
         schema=schema or None,
     )

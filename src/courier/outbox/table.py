@@ -7,6 +7,11 @@ Event Router) agrees on::
     id uuid PK | topic text | key text NULL | type text | source text
     payload bytea | headers jsonb '{}' | created_at timestamptz
 
+One more column rides along for Debezium's sake: ``specversion`` (constant ``'1.0'``, filled
+by the database's default, never written by Courier). Kafka Connect's ``InsertHeader`` turns
+the literal ``1.0`` into the number ``1``, so Debezium copies ``ce_specversion`` from this
+column instead (see :mod:`courier.relay.debezium`). Courier's relays ignore it.
+
 Postgres gets exactly those types. SQLite and MySQL/MariaDB get the nearest equivalents
 (``id`` as text, ``payload`` as a blob, ``headers`` as JSON text, ``created_at`` in UTC);
 :mod:`courier.relay.records` reads every variant back into the same envelope.
@@ -36,6 +41,9 @@ COLUMNS: tuple[str, ...] = (
     "created_at",
 )
 
+# Not part of the event: a constant for Debezium's ce_specversion header (module docstring).
+SPECVERSION_COLUMN = "specversion"
+
 # A table name, optionally schema-qualified; quoting is ours, so only plain identifiers pass.
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 
@@ -47,7 +55,8 @@ _POSTGRES_COLUMNS = """(
     source text NOT NULL,
     payload bytea NOT NULL,
     headers jsonb NOT NULL DEFAULT '{}',
-    created_at timestamptz NOT NULL
+    created_at timestamptz NOT NULL,
+    specversion text NOT NULL DEFAULT '1.0'
 )"""
 
 _SQLITE_COLUMNS = """(
@@ -58,7 +67,8 @@ _SQLITE_COLUMNS = """(
     source TEXT NOT NULL,
     payload BLOB NOT NULL,
     headers TEXT NOT NULL DEFAULT '{}',
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    specversion TEXT NOT NULL DEFAULT '1.0'
 )"""
 
 # MySQL has no text primary keys and no literal defaults on JSON; MariaDB's JSON is LONGTEXT.
@@ -71,7 +81,8 @@ _MYSQL_COLUMNS = """(
     `source` VARCHAR(255) NOT NULL,
     `payload` LONGBLOB NOT NULL,
     `headers` JSON NOT NULL,
-    `created_at` DATETIME(6) NOT NULL
+    `created_at` DATETIME(6) NOT NULL,
+    `specversion` VARCHAR(8) NOT NULL DEFAULT '1.0'
 )"""
 
 

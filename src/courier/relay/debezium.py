@@ -5,9 +5,15 @@ the same Kafka records (contract 2): topic from ``topic``, key from ``key``, val
 ``payload`` bytes, and the CloudEvents headers::
 
     ce_id, ce_source, ce_type, ce_time   <- table.fields.additional.placement (columns)
-    ce_specversion=1.0, content-type     <- InsertHeader SMTs (constants)
+    ce_specversion                       <- the same, from the constant `specversion` column
+    content-type=application/protobuf    <- an InsertHeader SMT (constant)
 
-The Outbox Event Router always adds an ``id`` header; a ``DropHeaders`` SMT removes it.
+``ce_specversion`` cannot come from ``InsertHeader``: Kafka Connect parses the literal ``1.0``
+as a number and writes the header ``1``, which no CloudEvents reader accepts. The outbox
+table therefore carries a ``specversion`` column whose database default is ``'1.0'``.
+
+The Outbox Event Router always adds an ``id`` header; a ``DropHeaders`` SMT removes it, and
+``extended.headers.enabled=false`` keeps Debezium 3's ``__debezium.context.*`` headers off.
 
 Known differences from ``courier relay run`` (checked by tests/relay/test_debezium.py):
 
@@ -56,12 +62,14 @@ def connector_config(
         "publication.autocreate.mode": "filtered",
         "snapshot.mode": "no_data",
         "tombstones.on.delete": "false",
+        # Debezium 3 otherwise adds __debezium.context.* headers to every record.
+        "extended.headers.enabled": "false",
         "key.converter": "org.apache.kafka.connect.storage.StringConverter",
         "value.converter": "io.debezium.converters.BinaryDataConverter",
         "value.converter.delegate.converter.type": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter.delegate.converter.type.schemas.enable": "false",
         "header.converter": "org.apache.kafka.connect.storage.SimpleHeaderConverter",
-        "transforms": "outbox,dropid,specversion,contenttype",
+        "transforms": "outbox,dropid,contenttype",
         "transforms.outbox.type": "io.debezium.transforms.outbox.EventRouter",
         "transforms.outbox.table.field.event.id": "id",
         "transforms.outbox.table.field.event.key": "key",
@@ -69,14 +77,12 @@ def connector_config(
         "transforms.outbox.route.by.field": "topic",
         "transforms.outbox.route.topic.replacement": "${routedByValue}",
         "transforms.outbox.table.fields.additional.placement": (
-            "id:header:ce_id,source:header:ce_source,type:header:ce_type,created_at:header:ce_time"
+            "id:header:ce_id,source:header:ce_source,type:header:ce_type,"
+            "created_at:header:ce_time,specversion:header:ce_specversion"
         ),
         "transforms.outbox.table.expand.json.payload": "false",
         "transforms.dropid.type": "org.apache.kafka.connect.transforms.DropHeaders",
         "transforms.dropid.headers": "id",
-        "transforms.specversion.type": "org.apache.kafka.connect.transforms.InsertHeader",
-        "transforms.specversion.header": "ce_specversion",
-        "transforms.specversion.value.literal": "1.0",
         "transforms.contenttype.type": "org.apache.kafka.connect.transforms.InsertHeader",
         "transforms.contenttype.header": "content-type",
         "transforms.contenttype.value.literal": "application/protobuf",

@@ -29,6 +29,8 @@ class OutboxEvent(models.Model):  # type: ignore[misc]
     payload = models.BinaryField()
     headers = models.JSONField(default=dict)
     created_at = models.DateTimeField(db_index=True)
+    # Constant for Debezium's ce_specversion header; the database fills it.
+    specversion = models.TextField(db_default="1.0", editable=False)
 
     class Meta:
         app_label = "courier_outbox"
