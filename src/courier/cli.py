@@ -26,6 +26,7 @@ _SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("courier.relay.cli", "app", "relay"),
     ("courier.broker.cli", "app", "broker"),
     ("courier.broker.topics", "app", "topics"),
+    ("courier.broker.dlq", "app", "dlq"),
     ("courier.contract", "app", "contract"),
 ]
 _COMMANDS: list[tuple[str, str, str]] = [
