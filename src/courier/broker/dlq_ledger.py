@@ -44,12 +44,6 @@ class PartitionLedger:
         self.ranges.append((offset, offset))
         self._normalize()
 
-    def merge(self, other: PartitionLedger) -> None:
-        """Everything ``other`` holds, added to this ledger."""
-        self.floor = max(self.floor, other.floor)
-        self.ranges.extend(other.ranges)
-        self._normalize()
-
     def _normalize(self) -> None:
         merged: list[tuple[int, int]] = []
         for start, end in sorted(self.ranges):
