@@ -405,31 +405,10 @@ class BrokerConfig(BaseModel):
 
     def to_document(self) -> dict[str, Any]:
         """The config as a YAML-ready mapping with kebab-case keys (defaults spelled out)."""
-        return {
-            "topics": self.topics.model_dump(by_alias=True),
-            "consumers": {name: _consumer_document(c) for name, c in self.consumers.items()},
-        }
+        from courier.broker.config_document import broker_document
+
+        return broker_document(self)
 
     def to_yaml(self) -> str:
         """The config as YAML that :func:`parse_config` reads back to an equal config."""
         return yaml.safe_dump(self.to_document(), sort_keys=False, allow_unicode=True)
-
-
-def _consumer_document(consumer: ConsumerConfig) -> dict[str, Any]:
-    document = consumer.model_dump(by_alias=True, exclude={"name", "tls", "distribution"})
-    document["retry-delays"] = list(consumer.retry_delays)
-    if consumer.grpc_service is None:
-        del document["grpc-service"]
-    if consumer.tls is not None:
-        tls = consumer.tls.model_dump(by_alias=True, exclude_none=True)
-        document["tls"] = {key: str(value) for key, value in tls.items()}
-    document["distribution"] = [
-        {
-            "topic": entry.topic,
-            "services": [str(method) for method in entry.methods],
-            "dedicated": entry.dedicated,
-            "ordering": entry.ordering,
-        }
-        for entry in consumer.distribution
-    ]
-    return document
