@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -150,22 +151,25 @@ def read_topic(
             message = consumer.poll(0.2)
             if message is None or message.error():
                 continue
-            records.append(
-                ConsumedRecord(
-                    topic=message.topic() or topic,
-                    partition=message.partition() or 0,
-                    offset=message.offset() or 0,
-                    key=message.key(),  # type: ignore[arg-type]
-                    value=message.value(),  # type: ignore[arg-type]
-                    headers=tuple(
-                        (k, v if isinstance(v, bytes) else (v or "").encode())
-                        for k, v in (message.headers() or [])
-                    ),
-                )
-            )
+            records.append(_consumed(message, topic))
     finally:
         consumer.close()
     return records
+
+
+def _consumed(message: Any, topic: str) -> ConsumedRecord:
+    headers = []
+    for name, value in message.headers() or []:
+        raw = value if isinstance(value, bytes) else (value or "").encode()
+        headers.append((str(name), raw))
+    return ConsumedRecord(
+        topic=message.topic() or topic,
+        partition=message.partition() or 0,
+        offset=message.offset() or 0,
+        key=message.key(),
+        value=message.value(),
+        headers=tuple(headers),
+    )
 
 
 def end_offsets(bootstrap_servers: str, topic: str, partitions: int = 1) -> list[int]:
