@@ -28,6 +28,7 @@ from courier.broker.retry_headers import now_ms
 from courier.events import format_time
 
 app = typer.Typer(help="Inspect and replay a consumer's dead-letter topic.", no_args_is_help=True)
+dlq_app = app  # the name the rest of the package imports it by
 _out = Console()
 _err = Console(stderr=True)
 

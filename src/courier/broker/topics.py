@@ -27,6 +27,7 @@ from courier.broker.kafka_clients import (
 )
 
 app = typer.Typer(help="Kafka topics of the broker config.", no_args_is_help=True)
+topics_app = app  # the name the rest of the package imports it by
 _out = Console()
 _err = Console(stderr=True)
 
