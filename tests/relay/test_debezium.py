@@ -256,7 +256,8 @@ def _offset_after(records: list[ConsumedRecord], partition: int) -> int:
 def _comparable(record: ConsumedRecord) -> dict[str, Any]:
     return {
         "topic": record.topic,
-        "partition": record.partition,
+        # Without a key the partition is the producer's free choice (sticky / random).
+        "partition": record.partition if record.key is not None else None,
         "key": record.key,
         "value": record.value or b"",
         "value_is_null": record.value is None,

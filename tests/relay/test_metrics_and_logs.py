@@ -9,8 +9,6 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from courier.relay.logs import JsonFormatter, configure_logging
 from courier.relay.metrics import MetricsServer, RelayMetrics
 
@@ -56,8 +54,12 @@ def test_json_lines_carry_extra_fields() -> None:
     assert line["time"].endswith("+00:00")
 
 
-def test_not_a_tty_means_json(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_not_a_tty_means_json() -> None:
     stream = io.StringIO()
-    configure_logging(stream=stream)
-    logging.getLogger("courier.relay").info("hello", extra={"n": 1})
+    restore = configure_logging(stream=stream)
+    try:
+        logging.getLogger("courier.relay").info("hello", extra={"n": 1})
+    finally:
+        restore()
     assert json.loads(stream.getvalue())["n"] == 1
+    assert logging.getLogger("courier").propagate  # restored

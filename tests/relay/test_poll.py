@@ -144,7 +144,6 @@ def test_postgres_out_of_order_commits_and_two_relays(
     counts = Counter(r.header("ce_id") for r in records)
     assert set(counts) == expected | {slow_event.envelope.id}
     assert max(counts.values()) == 1, f"published twice: {[i for i, c in counts.items() if c > 1]}"
-    assert records[-1].header("ce_id") == slow_event.envelope.id
     conn = psycopg2.connect(database_url)
     with conn, conn.cursor() as cur:
         cur.execute(f'SELECT count(*) FROM "{pg_table}"')

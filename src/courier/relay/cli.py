@@ -16,6 +16,7 @@ from courier import settings
 from courier.outbox.connections import DatabaseUnavailable
 from courier.outbox.table import InvalidTableName, check_table_name, dialect_of
 from courier.relay.debezium import connector_config, connector_request
+from courier.relay.errors import RelaySetupError
 from courier.relay.logs import configure_logging
 from courier.relay.metrics import MetricsServer, RelayMetrics
 from courier.relay.publisher import DeliveryFailed, KafkaPublisher
@@ -79,7 +80,6 @@ def run(
     metrics_host: str = typer.Option("0.0.0.0", "--metrics-host", help="Metrics bind address."),
 ) -> None:
     """Relay outbox rows to Kafka until SIGTERM; at least once, in commit order per key."""
-    configure_logging()
     url = settings.database_url(database_url)
     try:
         check_table_name(table)
@@ -97,26 +97,26 @@ def run(
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
+    restore_logging = configure_logging()
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     metrics = RelayMetrics(mode=chosen.value)
     server = None
-    if metrics_port is not None:
-        try:
-            server = MetricsServer(
-                metrics.registry, lambda: metrics.healthy, metrics_host, metrics_port
-            ).start()
-        except OSError as exc:
-            raise _fail(
-                f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}", 2
-            ) from None
-    publisher = KafkaPublisher(settings.bootstrap_servers(bootstrap_servers), overrides)
     try:
+        if metrics_port is not None:
+            try:
+                server = MetricsServer(
+                    metrics.registry, lambda: metrics.healthy, metrics_host, metrics_port
+                ).start()
+            except OSError as exc:
+                raise _fail(
+                    f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}", 2
+                ) from None
+        publisher = KafkaPublisher(settings.bootstrap_servers(bootstrap_servers), overrides)
         if chosen is Mode.log:
             _run_log(url, table, slot, publication, cleanup_after, publisher, metrics, stop)
         else:
             _run_poll(url, table, batch_size, poll_interval, publisher, metrics, stop)
+        log.info("relay stopped")
     except DeliveryFailed as exc:
         log.error("relay stopped: Kafka did not take an event", extra={"error": str(exc)})
         raise typer.Exit(1) from None
@@ -125,7 +125,9 @@ def run(
     finally:
         if server is not None:
             server.stop()
-    log.info("relay stopped")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        restore_logging()
 
 
 def _run_log(
@@ -140,7 +142,7 @@ def _run_log(
 ) -> None:
     import psycopg2
 
-    from courier.relay.logical import LogicalRelay, LogicalRelayConfig, RelaySetupError
+    from courier.relay.logical import LogicalRelay, LogicalRelayConfig
 
     config = LogicalRelayConfig(
         database_url=url,
@@ -171,7 +173,20 @@ def _run_poll(
     config = PollRelayConfig(
         database_url=url, table=table, batch_size=batch_size, poll_interval=poll_interval
     )
-    PollRelay(config, publisher, metrics).run(stop)
+    try:
+        PollRelay(config, publisher, metrics).run(stop)
+    except RelaySetupError as exc:
+        raise _fail(str(exc), 2) from None
+    except Exception as exc:
+        if _is_database_error(exc):
+            raise DatabaseUnavailable(str(exc).strip().splitlines()[0]) from exc
+        raise
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    # psycopg2.Error, sqlite3.Error, pymysql.err.Error, MySQLdb.Error: all DB-API "Error"s.
+    module = type(exc).__module__.split(".", 1)[0]
+    return module in ("psycopg2", "sqlite3", "pymysql", "MySQLdb")
 
 
 @app.command("debezium-config")

@@ -22,7 +22,11 @@ Known differences from ``courier relay run`` (checked by tests/relay/test_debezi
 - header order: Debezium writes ``ce_id, ce_source, ce_type, ce_time, ce_specversion,
   content-type``; the relay writes ``ce_specversion`` first. Header order carries no meaning
   in the CloudEvents Kafka binding, and consumers read headers by name;
-- the record timestamp is Debezium's processing time, the relay's is its send time.
+- the record timestamp is Debezium's processing time, the relay's is its send time;
+- a record without a key may land on another partition (each producer picks freely);
+  keyed records land on the same partition (murmur2 on both sides);
+- ``ce_time``: Debezium 3.6.1 prints all six fraction digits (``...07.120000Z``),
+  :func:`courier.events.format_time` trims trailing zeros (``...07.12Z``): same instant.
 """
 
 from __future__ import annotations

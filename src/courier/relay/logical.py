@@ -36,15 +36,14 @@ from psycopg2 import sql
 from courier.events import EventEnvelope
 from courier.outbox.connections import postgres_dsn
 from courier.relay import pgoutput
+from courier.relay.errors import RelaySetupError
 from courier.relay.metrics import RelayMetrics
 from courier.relay.publisher import KafkaPublisher
 from courier.relay.records import InvalidOutboxRow, envelope_from_row
 
 log = logging.getLogger("courier.relay")
 
-
-class RelaySetupError(RuntimeError):
-    """The slot, publication or table is missing or unusable; the message says what to do."""
+__all__ = ["LogicalRelay", "LogicalRelayConfig", "LsnTracker", "RelaySetupError"]
 
 
 class _Transaction:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -47,12 +48,23 @@ class TextFormatter(logging.Formatter):
         return f"{text}  {extras}" if extras else text
 
 
-def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
-    """Send ``courier.*`` logs to stdout: JSON lines unless stdout is a terminal."""
+def configure_logging(
+    level: int = logging.INFO, stream: TextIO | None = None
+) -> Callable[[], None]:
+    """Send ``courier.*`` logs to stdout: JSON lines unless stdout is a terminal.
+
+    Returns a function that puts the previous configuration back (for in-process callers).
+    """
     out = stream or sys.stdout
     handler = logging.StreamHandler(out)
     handler.setFormatter(TextFormatter() if out.isatty() else JsonFormatter())
     root = logging.getLogger("courier")
+    saved = (root.handlers[:], root.level, root.propagate)
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+    def restore() -> None:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+
+    return restore

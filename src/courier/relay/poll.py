@@ -19,6 +19,7 @@ carry rows of the same key at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -29,6 +30,7 @@ from typing import Any
 
 from courier.outbox.connections import connect
 from courier.outbox.table import COLUMNS, Dialect, columns_sql, quote_column, quote_table
+from courier.relay.errors import RelaySetupError
 from courier.relay.metrics import RelayMetrics
 from courier.relay.publisher import DeliveryFailed, KafkaPublisher
 from courier.relay.records import InvalidOutboxRow, envelope_from_row
@@ -67,6 +69,7 @@ class PollRelay:
         self.dialect: Dialect
         self.dialect, self.conn = connect(config.database_url)
         self._select = self._select_statement()
+        self._check_table()
         self._lease: _SqliteLease | None = None
         if self.dialect == "sqlite":
             self._lease = _SqliteLease(self.conn, config.table, config.relay_id)
@@ -79,6 +82,24 @@ class PollRelay:
         if self.dialect != "sqlite":
             select += " FOR UPDATE SKIP LOCKED"
         return select
+
+    def _check_table(self) -> None:
+        table = quote_table(self.dialect, self.config.table)
+        cur = self.conn.cursor()
+        try:
+            cur.execute(f"SELECT {columns_sql(self.dialect)} FROM {table} WHERE 1 = 0")
+            cur.fetchall()
+        except Exception as exc:  # each driver has its own error classes
+            self.conn.close()
+            raise RelaySetupError(
+                f"outbox table {self.config.table} is missing or lacks the outbox columns "
+                f"({str(exc).strip().splitlines()[0]}): run `courier outbox create-table`"
+            ) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                cur.close()
+        if self.dialect != "sqlite":
+            self.conn.rollback()
 
     def run(self, stop: threading.Event) -> None:
         """Rounds until ``stop``; sleeps ``poll_interval`` after an empty round."""
