@@ -77,7 +77,7 @@ def test_an_explicit_traceparent_is_kept() -> None:
     assert envelope.headers["traceparent"] == mine
 
 
-@pytest.mark.parametrize("not_a_message", [b"bytes", {"a": 1}, None])
+@pytest.mark.parametrize("not_a_message", [b"bytes", {"a": 1}, None, Timestamp])
 def test_only_protobuf_messages_are_accepted(not_a_message: object) -> None:
     with pytest.raises(TypeError, match="protobuf message"):
         build_event(not_a_message)

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from google.protobuf.message import Message as ProtoMessage
+
 from courier.events import EventEnvelope, uuid7
 from courier.outbox.topics import key_from_message, topic_for
 from courier.settings import ENV_SERVICE_NAME, service_name
@@ -110,9 +112,12 @@ def build_event(
     - ``headers`` are extra Kafka headers; the active OpenTelemetry span's ``traceparent``
       (and ``tracestate``) are added unless given explicitly.
     """
-    descriptor = getattr(message, "DESCRIPTOR", None)
-    if descriptor is None or not hasattr(message, "SerializeToString"):
-        raise TypeError(f"build_event() takes a protobuf message, got {type(message).__name__}")
+    if not isinstance(message, ProtoMessage):
+        what = (
+            f"the class {message.__name__}" if isinstance(message, type) else type(message).__name__
+        )
+        raise TypeError(f"build_event() takes a protobuf message instance, got {what}")
+    descriptor = message.DESCRIPTOR
     if key is None:
         key = key_from_message(message)
     elif not isinstance(key, str):
