@@ -1,0 +1,108 @@
+"""What the broker knows about one assigned partition: events in flight and their order.
+
+Every record read from a partition becomes a :class:`TrackedEvent` that stays in the
+partition's window until it is done (delivered, or handed off and acknowledged). The window
+size is ``batch-size``: a full window pauses the partition. ``ordering: key`` keeps a queue
+per key so that the next event of a key starts only when the previous one has finished
+delivery; events without a key, and other keys, flow meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from courier.broker.delivery import DeliveryRequest
+from courier.broker.handoff import SourceRecord
+from courier.broker.offsets import OffsetTracker
+from courier.broker.retry_headers import RetryState
+from courier.events import EventEnvelope
+
+
+@dataclass(eq=False)
+class TrackedEvent:
+    """One record of a partition, from the moment it is read until it is done."""
+
+    partition: PartitionState
+    source: SourceRecord
+    envelope: EventEnvelope | None
+    state: RetryState | None
+    methods: tuple[str, ...]
+    request: DeliveryRequest | None
+    ordering_key: bytes | None = None
+    read_at: float = field(default_factory=time.monotonic)
+    running: bool = False
+    """Its delivery task is on the gRPC loop."""
+    pending_writes: int = 0
+    """Retry/DLQ records produced and not yet acknowledged by Kafka."""
+    task: asyncio.Task[Any] | None = None
+
+    @property
+    def offset(self) -> int:
+        return self.source.offset
+
+
+class PartitionState:
+    """One assigned partition: its offset tracker, tracked events and per-key queues."""
+
+    def __init__(self, topic: str, partition: int, window: int, *, is_retry: bool) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.window = window
+        self.is_retry = is_retry
+        self.tracker = OffsetTracker()
+        self.events: dict[int, TrackedEvent] = {}
+        self.revoked = False
+        self.releasing = False
+        """Being given up (revoke, stop): its queued events must not start."""
+        self.last_committed: int | None = None
+        self._key_queues: dict[bytes, deque[TrackedEvent]] = {}
+
+    @property
+    def tp(self) -> tuple[str, int]:
+        return self.topic, self.partition
+
+    @property
+    def full(self) -> bool:
+        """The window is full: stop fetching this partition until an event is done."""
+        return self.tracker.in_flight >= self.window
+
+    def track(self, event: TrackedEvent) -> None:
+        """``event`` was read: it occupies a window slot until :meth:`done`."""
+        self.tracker.start(event.offset)
+        self.events[event.offset] = event
+
+    def done(self, event: TrackedEvent) -> None:
+        """``event`` is done: its offset may be committed once everything below it is."""
+        self.tracker.complete(event.offset)
+        del self.events[event.offset]
+
+    def claim_key(self, event: TrackedEvent) -> bool:
+        """For ``ordering: key``: True if ``event`` may start now, else it is queued."""
+        key = event.ordering_key
+        if key is None:
+            return True
+        queue = self._key_queues.get(key)
+        if queue is None:
+            self._key_queues[key] = deque()
+            return True
+        queue.append(event)
+        return False
+
+    def release_key(self, event: TrackedEvent) -> TrackedEvent | None:
+        """``event`` finished delivery: the next queued event of its key, if any, may start."""
+        key = event.ordering_key
+        if key is None:
+            return None
+        queue = self._key_queues.get(key)
+        if not queue:
+            self._key_queues.pop(key, None)
+            return None
+        return queue.popleft()
+
+    def running(self) -> list[TrackedEvent]:
+        """Events whose delivery is under way or whose hand-off awaits Kafka's ack."""
+        return [e for e in self.events.values() if e.running or e.pending_writes]
