@@ -122,3 +122,30 @@ def test_housekeeping_deletes_old_rows_and_reports_slot_lag(
         conn.close()
     finally:
         relay.drop_slot()
+
+
+def test_table_less_events_travel_through_the_wal_only(
+    table: str, database_url: str, bootstrap_servers: str, unique: Any
+) -> None:
+    topic, slot = unique("walonly"), unique("wal_slot")
+    with RelayThread(database_url, bootstrap_servers, table=table, slot=slot):
+        conn = psycopg2.connect(database_url)
+        with conn:
+            dropped = build_event(StringValue(value="rolled back"), key="w", topic=topic)
+            dropped.save(conn, table_less=True)
+            conn.rollback()
+        with conn:
+            kept = build_event(
+                StringValue(value="kept"), key="w", topic=topic, headers={"x-tenant": "t1"}
+            )
+            kept.save(conn, table_less=True)
+        records = read_topic(bootstrap_servers, topic, count=1, timeout=30, settle=1.0)
+        with conn, conn.cursor() as cur:
+            cur.execute(f'SELECT count(*) FROM "{table}"')
+            assert cur.fetchone()[0] == 0
+        conn.close()
+    assert len(records) == 1
+    envelope = kept.envelope
+    assert records[0].value == envelope.payload
+    assert records[0].key == b"w"
+    assert dict(records[0].headers) == dict(envelope.kafka_headers())

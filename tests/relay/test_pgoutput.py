@@ -80,3 +80,10 @@ def test_insert_values_roundtrip(values: list[str | None]) -> None:
     decoded = pgoutput.decode(insert(7, values))
     assert isinstance(decoded, pgoutput.Insert)
     assert list(decoded.values) == values
+
+
+def test_logical_message() -> None:
+    content = b'{"id": 1}'
+    raw = b"M" + struct.pack(">BQ", 1, 77) + _s("courier.outbox") + struct.pack(">I", len(content))
+    decoded = pgoutput.decode(raw + content)
+    assert decoded == pgoutput.LogicalMessage(True, 77, "courier.outbox", content)

@@ -66,6 +66,7 @@ class OutboxEvent:
         using: str | None = None,
         table: str | None = None,
         allow_outside_transaction: bool = False,
+        table_less: bool = False,
     ) -> EventEnvelope:
         """Insert the event into the outbox in the current transaction; returns the envelope.
 
@@ -74,23 +75,38 @@ class OutboxEvent:
         - a DB-API connection (psycopg2, sqlite3): executes the INSERT on it (``table``
           defaults to ``courier_outbox``).
 
+        ``table_less=True`` (Postgres only) writes the event into the WAL as a logical message
+        instead of a row (see :mod:`courier.outbox.wal`); only the log-based relay sees it.
+
         Raises :class:`OutboxTransactionError` when no transaction is open, unless
         ``allow_outside_transaction`` is true.
         """
         if session is None:
             from courier.outbox.django.writer import save_with_django
 
-            save_with_django(self.envelope, using=using, allow=allow_outside_transaction)
+            save_with_django(
+                self.envelope, using=using, allow=allow_outside_transaction, table_less=table_less
+            )
         elif type(session).__module__.startswith("sqlalchemy"):
             from courier.outbox.sqlalchemy import save_with_sqlalchemy
 
             save_with_sqlalchemy(
-                self.envelope, session, table=table, allow=allow_outside_transaction
+                self.envelope,
+                session,
+                table=table,
+                allow=allow_outside_transaction,
+                table_less=table_less,
             )
         else:
             from courier.outbox.dbapi import save_with_dbapi
 
-            save_with_dbapi(self.envelope, session, table=table, allow=allow_outside_transaction)
+            save_with_dbapi(
+                self.envelope,
+                session,
+                table=table,
+                allow=allow_outside_transaction,
+                table_less=table_less,
+            )
         return self.envelope
 
 

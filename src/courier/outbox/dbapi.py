@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 from courier.events import EventEnvelope
+from courier.outbox import wal
 from courier.outbox.table import Dialect, insert_statement, row_values
 from courier.settings import DEFAULT_OUTBOX_TABLE
 
@@ -38,7 +39,12 @@ def in_transaction(dialect: Dialect, connection: Any) -> bool:
 
 
 def save_with_dbapi(
-    envelope: EventEnvelope, connection: Any, *, table: str | None, allow: bool
+    envelope: EventEnvelope,
+    connection: Any,
+    *,
+    table: str | None,
+    allow: bool,
+    table_less: bool = False,
 ) -> None:
     """Insert the row on ``connection``; the caller commits."""
     from courier.outbox.builder import OutboxTransactionError
@@ -49,9 +55,14 @@ def save_with_dbapi(
             "build_event(...).save(connection) outside a transaction: the connection is in "
             "autocommit mode; open a transaction first or pass allow_outside_transaction=True"
         )
-    statement = insert_statement(dialect, table or DEFAULT_OUTBOX_TABLE)
+    if table_less and dialect != "postgresql":
+        raise ValueError("table_less=True needs Postgres (pg_logical_emit_message)")
     cursor = connection.cursor()
     try:
-        cursor.execute(statement, row_values(dialect, envelope))
+        if table_less:
+            cursor.execute(wal.EMIT_SQL, (wal.MESSAGE_PREFIX, wal.encode_envelope(envelope)))
+        else:
+            statement = insert_statement(dialect, table or DEFAULT_OUTBOX_TABLE)
+            cursor.execute(statement, row_values(dialect, envelope))
     finally:
         cursor.close()

@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 
 from courier.events import EventEnvelope
+from courier.outbox import wal
 from courier.settings import DEFAULT_OUTBOX_TABLE
 
 _default_metadata = MetaData()
@@ -78,7 +79,12 @@ def outbox_table(metadata: MetaData | None = None, name: str = DEFAULT_OUTBOX_TA
 
 
 def save_with_sqlalchemy(
-    envelope: EventEnvelope, session: Any, *, table: str | None, allow: bool
+    envelope: EventEnvelope,
+    session: Any,
+    *,
+    table: str | None,
+    allow: bool,
+    table_less: bool = False,
 ) -> None:
     """Execute the INSERT on a ``Session`` or ``Connection``, inside its transaction."""
     from courier.outbox.builder import OutboxTransactionError
@@ -89,6 +95,14 @@ def save_with_sqlalchemy(
             "is in autocommit mode; use `with session.begin():` or pass "
             "allow_outside_transaction=True"
         )
+    if table_less:
+        if session.get_bind().dialect.name != "postgresql":
+            raise ValueError("table_less=True needs Postgres (pg_logical_emit_message)")
+        session.execute(
+            text("SELECT pg_logical_emit_message(true, :prefix, :content)"),
+            {"prefix": wal.MESSAGE_PREFIX, "content": wal.encode_envelope(envelope)},
+        )
+        return
     outbox = outbox_table(name=table or DEFAULT_OUTBOX_TABLE)
     statement = insert(outbox).values(
         id=uuid.UUID(envelope.id),

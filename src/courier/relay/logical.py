@@ -34,6 +34,7 @@ import psycopg2.extras
 from psycopg2 import sql
 
 from courier.events import EventEnvelope
+from courier.outbox import wal
 from courier.outbox.connections import postgres_dsn
 from courier.relay import pgoutput
 from courier.relay.errors import RelaySetupError
@@ -131,7 +132,20 @@ class LogicalRelay:
     # -- setup -----------------------------------------------------------------------------
 
     def ensure_slot(self) -> bool:
-        """Create the publication and the slot if missing; True when the slot was created now."""
+        """Create the publication and the slot if missing; True when the slot was created now.
+
+        Raises :class:`RelaySetupError` when the table is missing or Postgres refuses (no
+        ``wal_level=logical``, no REPLICATION privilege); connection errors pass through.
+        """
+        try:
+            return self._ensure_slot()
+        except psycopg2.Error as exc:
+            if exc.pgcode is None:  # no SQLSTATE: the connection itself failed
+                raise
+            first_line = str(exc).strip().splitlines()[0]
+            raise RelaySetupError(f"cannot set up logical replication: {first_line}") from exc
+
+    def _ensure_slot(self) -> bool:
         schema, name = self.config.schema_and_table
         with closing(_connect(self._dsn)) as conn, conn.cursor() as cur:
             cur.execute("SELECT to_regclass(%s)", (f'"{schema}"."{name}"',))
@@ -255,7 +269,11 @@ class _StreamSession:
             slot_name=self.config.slot,
             decode=False,
             status_interval=self.config.feedback_interval,
-            options={"proto_version": "1", "publication_names": self.config.publication},
+            options={
+                "proto_version": "1",
+                "publication_names": self.config.publication,
+                "messages": "true",  # table-less events (courier.outbox.wal)
+            },
         )
 
     def loop(self, stop: threading.Event) -> None:
@@ -295,6 +313,15 @@ class _StreamSession:
             if self.txn is not None:
                 self.tracker.commit(self.txn, message.end_lsn)
             self.txn = None
+        elif isinstance(message, pgoutput.LogicalMessage):
+            if message.prefix == wal.MESSAGE_PREFIX and message.transactional:
+                try:
+                    row = wal.decode_row(message.content)
+                except ValueError as exc:
+                    self.relay.metrics.invalid_rows.inc()
+                    log.error("skipping unreadable outbox message", extra={"error": str(exc)})
+                else:
+                    self.publish(row)
         elif isinstance(message, pgoutput.Relation):
             schema, name = self.config.schema_and_table
             ours = (message.namespace, message.name) == (schema, name)

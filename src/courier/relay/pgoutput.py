@@ -1,7 +1,7 @@
 """A decoder for PostgreSQL's ``pgoutput`` logical replication messages (protocol version 1).
 
-Only what the relay needs: Begin, Commit, Relation and Insert are decoded; Update, Delete,
-Truncate, Origin, Type and logical Messages are recognised and ignored. Values stay in
+Only what the relay needs: Begin, Commit, Relation, Insert and logical Messages are decoded;
+Update, Delete, Truncate, Origin and Type are recognised and ignored. Values stay in
 Postgres' text output form (``\\x..`` for bytea), which :mod:`courier.relay.records` reads.
 
 Layout reference: "Logical Replication Message Formats" in the PostgreSQL manual. All
@@ -54,13 +54,23 @@ class Insert:
 
 
 @dataclass(frozen=True)
+class LogicalMessage:
+    """``pg_logical_emit_message`` output (sent when the ``messages`` option is on)."""
+
+    transactional: bool
+    lsn: int
+    prefix: str
+    content: bytes
+
+
+@dataclass(frozen=True)
 class Ignored:
     """A message kind the relay does not act on (update, delete, truncate, origin, ...)."""
 
     kind: str
 
 
-Message = Begin | Commit | Relation | Insert | Ignored
+Message = Begin | Commit | Relation | Insert | LogicalMessage | Ignored
 
 
 class PgoutputError(ValueError):
@@ -144,7 +154,13 @@ def decode(payload: bytes) -> Message:
         if reader.byte() != "N":
             raise PgoutputError("insert without a new tuple")
         return Insert(relation_oid=oid, values=_tuple(reader))
-    if kind in "UDTOYMSEcAsr":
+    if kind == "M":
+        transactional = bool(reader.take(">B") & 1)
+        lsn = reader.take(">Q")
+        prefix = reader.string()
+        content = reader.raw(reader.take(">I"))
+        return LogicalMessage(transactional=transactional, lsn=lsn, prefix=prefix, content=content)
+    if kind in "UDTOYSEcAsr":
         return Ignored(kind=kind)
     raise PgoutputError(f"unknown pgoutput message type {kind!r}")
 

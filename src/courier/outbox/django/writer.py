@@ -9,9 +9,12 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from courier.events import EventEnvelope
+from courier.outbox import wal
 
 
-def save_with_django(envelope: EventEnvelope, *, using: str | None, allow: bool) -> None:
+def save_with_django(
+    envelope: EventEnvelope, *, using: str | None, allow: bool, table_less: bool = False
+) -> None:
     """Insert the envelope as an ``OutboxEvent`` row on database ``using`` (default ``default``).
 
     Refused outside ``transaction.atomic()`` unless ``allow``: in autocommit mode the event
@@ -27,6 +30,13 @@ def save_with_django(envelope: EventEnvelope, *, using: str | None, allow: bool)
             "wrap the business change and the event in @transaction.atomic, "
             "or pass allow_outside_transaction=True"
         )
+    if table_less:
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            raise ValueError("table_less=True needs Postgres (pg_logical_emit_message)")
+        with connection.cursor() as cursor:
+            cursor.execute(wal.EMIT_SQL, [wal.MESSAGE_PREFIX, wal.encode_envelope(envelope)])
+        return
     created = envelope.time
     if not getattr(settings, "USE_TZ", True):
         # Without USE_TZ Django refuses aware datetimes on some backends; store UTC.
