@@ -139,3 +139,11 @@ def committed(bootstrap_servers: str, group: str, topic: str, partitions: int) -
         return {tp.partition: tp.offset for tp in found}
     finally:
         consumer.close()
+
+
+def write_config(path: Any, consumers: dict[str, dict[str, Any]], partitions: int = 2) -> BrokerConfig:
+    """Write the config as YAML to ``path`` (for the CLI) and return it parsed."""
+    document = {"topics": {"partitions": partitions}, "consumers": consumers}
+    text = yaml.safe_dump(document, sort_keys=False)
+    path.write_text(text)
+    return parse_config(text, str(path))

@@ -137,6 +137,7 @@ class ConsumerLoop(threading.Thread):
         self._held: list[tuple[int, int, TrackedEvent]] = []
         self._seq = itertools.count()
         self._to_start: list[TrackedEvent] = []
+        self._rewind: list[TopicPartition] = []
         self._next_commit = 0.0
         self._closing = False
         self._lag_labels: set[tuple[str, str, str]] = set()
@@ -218,6 +219,8 @@ class ConsumerLoop(threading.Thread):
         )
         for record in records:
             self._accept(record)
+        if self._rewind:
+            self._pause_and_seek()
         self._start_pending()
         writer.poll(0)
         if not records and busy:
@@ -227,6 +230,14 @@ class ConsumerLoop(threading.Thread):
             self._commit(self._partitions.values())
             self._update_lag()
             self._next_commit = time.monotonic() + self._settings.commit_interval
+
+    def _pause_and_seek(self) -> None:
+        kafka, _ = self._kafka_and_writer()
+        rewind, self._rewind = self._rewind, []
+        kafka.pause([TopicPartition(tp.topic, tp.partition) for tp in rewind])
+        self._paused.update((tp.topic, tp.partition) for tp in rewind)
+        for tp in rewind:
+            kafka.seek(tp)
 
     def _busy(self) -> bool:
         return any(p.events for p in self._partitions.values()) or bool(
@@ -258,6 +269,16 @@ class ConsumerLoop(threading.Thread):
         part = self._partitions.get((topic, partition))
         if part is None or part.revoked:
             return  # fetched just before a revoke: the next owner reads it
+        if part.rewound_to is not None:
+            if offset != part.rewound_to:
+                return  # fetched before the rewind below; it comes again
+            part.rewound_to = None
+        if part.full:
+            # The window is full: give the record back (seek) and stop fetching; librdkafka
+            # had fetched ahead. It is read again when a slot frees up.
+            part.rewound_to = offset
+            self._rewind.append(TopicPartition(topic, partition, offset))
+            return
         source = SourceRecord(
             topic=topic,
             partition=partition,

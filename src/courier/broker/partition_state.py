@@ -59,6 +59,8 @@ class PartitionState:
         self.releasing = False
         """Being given up (revoke, stop): its queued events must not start."""
         self.last_committed: int | None = None
+        self.rewound_to: int | None = None
+        """Offset sought back to because the window was full; later records are stale."""
         self._key_queues: dict[bytes, deque[TrackedEvent]] = {}
 
     @property
