@@ -213,10 +213,15 @@ class ConsumerLoop(threading.Thread):
         self._apply_pauses()
         busy = self._busy()
         free = sum(max(0, p.window - p.tracker.in_flight) for p in self._partitions.values())
-        records = kafka.consume(
-            num_messages=max(1, min(free, self._settings.max_poll_records)),
-            timeout=0 if busy else self._idle_timeout(),
-        )
+        wanted = max(1, min(free, self._settings.max_poll_records))
+        if busy:
+            records = kafka.consume(num_messages=wanted, timeout=0)
+        else:
+            # consume() with a timeout waits for a *full* batch: wait for the first record
+            # alone, then take what else is already there.
+            records = kafka.consume(num_messages=1, timeout=self._idle_timeout())
+            if records and wanted > 1:
+                records += kafka.consume(num_messages=wanted - 1, timeout=0)
         for record in records:
             self._accept(record)
         if self._rewind:
