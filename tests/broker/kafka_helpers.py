@@ -141,7 +141,9 @@ def committed(bootstrap_servers: str, group: str, topic: str, partitions: int) -
         consumer.close()
 
 
-def write_config(path: Any, consumers: dict[str, dict[str, Any]], partitions: int = 2) -> BrokerConfig:
+def write_config(
+    path: Any, consumers: dict[str, dict[str, Any]], partitions: int = 2
+) -> BrokerConfig:
     """Write the config as YAML to ``path`` (for the CLI) and return it parsed."""
     document = {"topics": {"partitions": partitions}, "consumers": consumers}
     text = yaml.safe_dump(document, sort_keys=False)

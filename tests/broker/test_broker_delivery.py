@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import grpc
 import pytest
 from packages.v1 import events_api_pb2  # noqa: F401  (descriptors for server reflection)
 
@@ -18,10 +17,8 @@ from .kafka_helpers import (
     create_topics,
     make_event,
     produce,
-    read_topic,
-    retry_state,
 )
-from .recording_server import Call, RecordingServer
+from .recording_server import RecordingServer
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +32,10 @@ def test_article_config_delivers_each_topic_to_its_methods(
     """event_y reaches EndpointA and EndpointB of service-a; event_x reaches EndpointC of
     service-b. Methods are bare names, resolved through server reflection."""
     event_y, event_x = unique("event_y"), unique("event_x")
-    with RecordingServer({SERVICE_A: ["EndpointA", "EndpointB"]}) as a, RecordingServer(
-        {SERVICE_B: ["EndpointC"]}
-    ) as b:
+    with (
+        RecordingServer({SERVICE_A: ["EndpointA", "EndpointB"]}) as a,
+        RecordingServer({SERVICE_B: ["EndpointC"]}) as b,
+    ):
         config = broker_config(
             {
                 unique("service-a"): consumer_yaml(

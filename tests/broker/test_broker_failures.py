@@ -49,8 +49,11 @@ def test_failing_service_b_does_not_disturb_a_and_ends_in_its_dlq_then_replays(
             {
                 name_a: consumer_yaml(name_a, a.port, {topic: [f"{SVC}/A"]}),
                 name_b: consumer_yaml(
-                    name_b, b.port, {topic: [f"{SVC}/B"]},
-                    max_retry_attempts=2, **{"circuit-breaker": NO_BREAKER},
+                    name_b,
+                    b.port,
+                    {topic: [f"{SVC}/B"]},
+                    max_retry_attempts=2,
+                    **{"circuit-breaker": NO_BREAKER},
                 ),
             },
         )
@@ -61,7 +64,8 @@ def test_failing_service_b_does_not_disturb_a_and_ends_in_its_dlq_then_replays(
         with running_broker(config, bootstrap_servers):
             b.wait_for(
                 lambda: len(read_topic(bootstrap_servers, consumer_b.dlq_topic, 2)) == 10,
-                40, "B's events in its DLQ",
+                40,
+                "B's events in its DLQ",
             )
             a.wait_for(lambda: len(a.delivered("A")) == 10, 10, "A's deliveries")
             assert all(n == 1 for n in a.delivered("A").values())
@@ -91,8 +95,9 @@ def test_failing_service_b_does_not_disturb_a_and_ends_in_its_dlq_then_replays(
                 for name, value in event.kafka_headers():
                     assert header(record, name) == value.decode()
             original = {(e.id): e for e in events}
-            offsets = {(retry_state(m).original_partition, retry_state(m).original_offset)
-                       for m in dead}
+            offsets = {
+                (retry_state(m).original_partition, retry_state(m).original_offset) for m in dead
+            }
             assert len(offsets) == 10
             assert len(original) == 10
 

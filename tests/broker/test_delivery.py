@@ -139,7 +139,7 @@ def test_bare_methods_resolve_through_reflection() -> None:
             "t": ("/packages.v1.ServiceAEventsAPI/EndpointA",
                   "/packages.v1.ServiceAEventsAPI/EndpointB")
         }  # fmt: skip
-        with pytest.raises(MethodResolutionError, match="no service .* 'EndpointZ'"):
+        with pytest.raises(MethodResolutionError, match=r"no service .* 'EndpointZ'"):
             resolve_paths(consumer(server.port, ["EndpointZ"]))
 
 
@@ -166,7 +166,7 @@ def _two_services_with_ping() -> list[str]:
 
 
 def test_ambiguous_bare_method_is_an_error() -> None:
-    services = dict.fromkeys(_two_services_with_ping(), ["Ping"])
+    services = {name: ["Ping"] for name in _two_services_with_ping()}
     with RecordingServer(services) as server:
         with pytest.raises(MethodResolutionError, match="several services"):
             resolve_paths(consumer(server.port, ["Ping"]))

@@ -36,20 +36,22 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from courier.broker.breaker import BreakerState, CircuitBreaker
 from courier.broker.config import ConsumerConfig
-from courier.broker.delivery import (
-    ConsumerDeliverer,
-    DeliveryOutcome,
-    delivery_request,
-)
+from courier.broker.delivery import ConsumerDeliverer, DeliveryOutcome
 from courier.broker.delivery_loop import DeliveryLoop
-from courier.broker.handoff import SourceRecord, plan_handoffs, plan_invalid
+from courier.broker.handoff import HandOff, plan_handoffs, plan_invalid
 from courier.broker.handoff_writer import HandOffWriter, handoff_producer
 from courier.broker.method_resolution import PathResolver
 from courier.broker.metrics import BrokerMetrics
+from courier.broker.partition_control import PartitionControl
 from courier.broker.partition_state import PartitionState, TrackedEvent
-from courier.broker.retry_headers import InvalidRetryHeaders, RetryState, now_ms
+from courier.broker.record_intake import (
+    Undeliverable,
+    read_distribution_record,
+    read_retry_record,
+    source_record,
+)
+from courier.broker.retry_headers import now_ms
 from courier.broker.status_actions import Action
-from courier.events import EventEnvelope, InvalidEventHeaders
 
 logger = logging.getLogger("courier.broker")
 _kafka_log = logging.getLogger("courier.kafka")
@@ -119,6 +121,7 @@ class ConsumerLoop(threading.Thread):
         super().__init__(name=f"courier-consumer-{subscription.label}", daemon=True)
         self.config = consumer
         self.subscription = subscription
+        self.error: BaseException | None = None
         self._resolver = resolver
         self._paths: dict[str, tuple[str, ...]] = {}
         self._ordered = frozenset(d.topic for d in consumer.distribution if d.ordering == "key")
@@ -132,18 +135,12 @@ class ConsumerLoop(threading.Thread):
         self._results: queue.SimpleQueue[tuple[TrackedEvent, list[DeliveryOutcome] | None]] = (
             queue.SimpleQueue()
         )
-        self._partitions: dict[tuple[str, int], PartitionState] = {}
-        self._paused: set[tuple[str, int]] = set()
-        self._held: list[tuple[int, int, TrackedEvent]] = []
+        self._held: list[tuple[int, int, TrackedEvent]] = []  # (due ms, seq, retry record)
         self._seq = itertools.count()
         self._to_start: list[TrackedEvent] = []
-        self._rewind: list[TopicPartition] = []
         self._next_commit = 0.0
         self._closing = False
-        self._lag_labels: set[tuple[str, str, str]] = set()
-        self.error: BaseException | None = None
-        self.ready = threading.Event()
-        self._kafka: Consumer | None = None
+        self._control: PartitionControl | None = None
         self._writer: HandOffWriter | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -158,25 +155,24 @@ class ConsumerLoop(threading.Thread):
             if paths is None:
                 return  # stopped before the consumer's server could be asked
             self._paths = paths
-            self._kafka = Consumer(self._consumer_settings())
+            kafka = Consumer(self._consumer_settings())
+            self._control = PartitionControl(
+                kafka, self.subscription.label, self.config.name, self._metrics
+            )
             self._writer = HandOffWriter(
                 handoff_producer(self._servers), self.config.name, self._metrics
             )
             topics = list(self.subscription.topics)
             if self.subscription.read_retry_topic:
                 topics.append(self.config.retry_topic)
-            self._kafka.subscribe(
+            kafka.subscribe(
                 topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
             )
-            self.ready.set()
             logger.info(
                 "consumer started",
-                extra={
-                    "consumer": self.subscription.label,
-                    "group": self.subscription.group_id,
-                    "topics": topics,
-                },
-            )
+                extra={"consumer": self.subscription.label,
+                       "group": self.subscription.group_id, "topics": topics},
+            )  # fmt: skip
             while not self._stop_requested.is_set():
                 self._tick()
             self._shutdown()
@@ -184,8 +180,6 @@ class ConsumerLoop(threading.Thread):
             self.error = exc
             logger.exception("consumer loop failed", extra={"consumer": self.subscription.label})
             self._abandon_everything()
-        finally:
-            self.ready.set()
 
     def _consumer_settings(self) -> dict[str, Any]:
         return {
@@ -204,60 +198,45 @@ class ConsumerLoop(threading.Thread):
             "logger": _kafka_log,
         }
 
+    def _parts(self) -> tuple[PartitionControl, HandOffWriter]:
+        assert self._control is not None and self._writer is not None
+        return self._control, self._writer
+
     # -- the loop ---------------------------------------------------------------------------
 
     def _tick(self) -> None:
-        kafka, writer = self._kafka_and_writer()
+        control, writer = self._parts()
         self._drain_results()
         self._start_due_retries()
-        self._apply_pauses()
-        busy = self._busy()
-        free = sum(max(0, p.window - p.tracker.in_flight) for p in self._partitions.values())
+        control.apply_pauses(self._breaker.state is BreakerState.OPEN)
+        busy = any(p.events for p in control.partitions.values()) or writer.waiting > 0
+        free = sum(max(0, p.window - p.tracker.in_flight) for p in control.partitions.values())
         wanted = max(1, min(free, self._settings.max_poll_records))
         if busy:
-            records = kafka.consume(num_messages=wanted, timeout=0)
+            records = control.kafka.consume(num_messages=wanted, timeout=0)
         else:
             # consume() with a timeout waits for a *full* batch: wait for the first record
             # alone, then take what else is already there.
-            records = kafka.consume(num_messages=1, timeout=self._idle_timeout())
+            records = control.kafka.consume(num_messages=1, timeout=self._idle_timeout())
             if records and wanted > 1:
-                records += kafka.consume(num_messages=wanted - 1, timeout=0)
+                records += control.kafka.consume(num_messages=wanted - 1, timeout=0)
         for record in records:
             self._accept(record)
-        if self._rewind:
-            self._pause_and_seek()
+        control.seek_back()
         self._start_pending()
         writer.poll(0)
         if not records and busy:
-            all_paused = len(self._paused) >= len(self._partitions)
-            self._wait_for_result(0.05 if all_paused else 0.002)
+            self._wait_for_result(0.05 if control.all_paused else 0.002)
         if time.monotonic() >= self._next_commit:
-            self._commit(self._partitions.values())
-            self._update_lag()
+            control.commit()
+            control.update_lag()
             self._next_commit = time.monotonic() + self._settings.commit_interval
-
-    def _pause_and_seek(self) -> None:
-        kafka, _ = self._kafka_and_writer()
-        rewind, self._rewind = self._rewind, []
-        kafka.pause([TopicPartition(tp.topic, tp.partition) for tp in rewind])
-        self._paused.update((tp.topic, tp.partition) for tp in rewind)
-        for tp in rewind:
-            kafka.seek(tp)
-
-    def _busy(self) -> bool:
-        return any(p.events for p in self._partitions.values()) or bool(
-            self._writer and self._writer.waiting
-        )
 
     def _idle_timeout(self) -> float:
         timeout = self._settings.idle_poll
         if self._held:
             timeout = min(timeout, max(0.0, (self._held[0][0] - now_ms()) / 1000))
         return timeout
-
-    def _kafka_and_writer(self) -> tuple[Consumer, HandOffWriter]:
-        assert self._kafka is not None and self._writer is not None
-        return self._kafka, self._writer
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -270,96 +249,30 @@ class ConsumerLoop(threading.Thread):
                     extra={"consumer": self.subscription.label, "error": error.str()},
                 )
             return
-        topic, partition, offset = record.topic(), record.partition(), record.offset()
-        part = self._partitions.get((topic, partition))
+        control, _ = self._parts()
+        source = source_record(record)
+        part = control.partitions.get((source.topic, source.partition))
         if part is None or part.revoked:
             return  # fetched just before a revoke: the next owner reads it
-        if part.rewound_to is not None:
-            if offset != part.rewound_to:
-                return  # fetched before the rewind below; it comes again
-            part.rewound_to = None
-        if part.full:
-            # The window is full: give the record back (seek) and stop fetching; librdkafka
-            # had fetched ahead. It is read again when a slot frees up.
-            part.rewound_to = offset
-            self._rewind.append(TopicPartition(topic, partition, offset))
+        if not control.admit(part, source.offset):
             return
-        source = SourceRecord(
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            key=record.key(),
-            value=record.value(),
-            headers=tuple(record.headers() or ()),
-        )
         if part.is_retry:
-            self._accept_retry(part, source)
+            read = read_retry_record(part, source)
         else:
-            self._accept_distribution(part, source)
-
-    def _accept_distribution(self, part: PartitionState, source: SourceRecord) -> None:
-        methods = self._paths[source.topic]
-        try:
-            envelope = EventEnvelope.from_kafka(
-                source.topic, source.key, source.value, source.headers
-            )
-        except InvalidEventHeaders as exc:
-            self._dead_letter_invalid(part, source, methods, f"not a Courier event: {exc}", None)
+            methods = self._paths[source.topic]
+            read = read_distribution_record(part, source, methods, source.topic in self._ordered)
+        if isinstance(read, Undeliverable):
+            self._dead_letter(part, read, source)
             return
-        ordered = source.topic in self._ordered
-        event = TrackedEvent(
-            partition=part,
-            source=source,
-            envelope=envelope,
-            state=None,
-            methods=methods,
-            request=delivery_request(envelope, attempt=1),
-            ordering_key=source.key if ordered else None,
-        )
-        self._track(part, event)
-        if part.claim_key(event):
-            self._to_start.append(event)
-
-    def _accept_retry(self, part: PartitionState, source: SourceRecord) -> None:
-        try:
-            state = RetryState.from_headers(source.headers)
-        except InvalidRetryHeaders as exc:
-            self._dead_letter_invalid(part, source, (), str(exc), None)
-            return
-        if state is None:
-            self._dead_letter_invalid(
-                part, source, (), "record in the retry topic has no courier-* headers", None
-            )
-            return
-        try:
-            envelope = EventEnvelope.from_kafka(
-                state.original_topic, source.key, source.value, source.headers
-            )
-        except InvalidEventHeaders as exc:
-            self._dead_letter_invalid(
-                part, source, state.failed_methods, f"not a Courier event: {exc}", state
-            )
-            return
-        event = TrackedEvent(
-            partition=part,
-            source=source,
-            envelope=envelope,
-            state=state,
-            methods=state.failed_methods,
-            # Delivery 1 came from the distribution topic; retry-topic delivery n is n + 1.
-            request=delivery_request(envelope, attempt=state.attempt + 2),
-        )
-        self._track(part, event)
-        if not event.methods:
-            self._finish(event)
-        elif state.due_at_ms > now_ms():
-            heapq.heappush(self._held, (state.due_at_ms, next(self._seq), event))
-        else:
-            self._to_start.append(event)
-
-    def _track(self, part: PartitionState, event: TrackedEvent) -> None:
+        event = read
         part.track(event)
         self._metrics.in_flight.labels(self.config.name).inc()
+        if not event.methods:
+            self._finish(event)
+        elif event.state is not None and event.state.due_at_ms > now_ms():
+            heapq.heappush(self._held, (event.state.due_at_ms, next(self._seq), event))
+        elif part.claim_key(event):
+            self._to_start.append(event)
 
     def _start_due_retries(self) -> None:
         now = now_ms()
@@ -367,6 +280,20 @@ class ConsumerLoop(threading.Thread):
             _, _, event = heapq.heappop(self._held)
             if not event.partition.revoked:
                 self._to_start.append(event)
+
+    def _dead_letter(self, part: PartitionState, why: Undeliverable, source: Any) -> None:
+        event = TrackedEvent(
+            partition=part, source=source, envelope=None, state=why.state, methods=(), request=None
+        )
+        part.track(event)
+        self._metrics.in_flight.labels(self.config.name).inc()
+        logger.warning(
+            "undeliverable record sent to the DLQ",
+            extra={"consumer": self.config.name, "topic": source.topic,
+                   "partition": source.partition, "offset": source.offset, "error": why.error},
+        )  # fmt: skip
+        plan = plan_invalid(self.config, source, why.methods, why.error, now_ms(), why.state)
+        self._write(event, [plan])
 
     # -- delivering -------------------------------------------------------------------------
 
@@ -379,6 +306,7 @@ class ConsumerLoop(threading.Thread):
 
         def job(event: TrackedEvent) -> tuple[Any, Any]:
             assert event.request is not None
+            request = event.request
 
             def done(task: Any) -> None:
                 if task.cancelled():
@@ -388,7 +316,7 @@ class ConsumerLoop(threading.Thread):
                     logger.error("delivery task failed", exc_info=exc)
                 results.put((event, None if exc else task.result()))
 
-            return (lambda: deliverer.deliver(event.methods, event.request)), done
+            return (lambda: deliverer.deliver(event.methods, request)), done
 
         def keep(index: int, task: Any) -> None:
             events[index].task = task
@@ -428,38 +356,16 @@ class ConsumerLoop(threading.Thread):
             self._metrics.end_to_end.labels(self.config.name).observe(
                 max(0.0, time.time() - event.envelope.time.timestamp())
             )
-        plans = plan_handoffs(self.config, event.source, event.state, outcomes, now_ms())
-        self._write(event, plans)
-
-    def _dead_letter_invalid(
-        self,
-        part: PartitionState,
-        source: SourceRecord,
-        methods: Sequence[str],
-        error: str,
-        state: RetryState | None,
-    ) -> None:
-        event = TrackedEvent(
-            partition=part, source=source, envelope=None, state=state, methods=(), request=None
+        self._write(
+            event, plan_handoffs(self.config, event.source, event.state, outcomes, now_ms())
         )
-        self._track(part, event)
-        logger.warning(
-            "undeliverable record sent to the DLQ",
-            extra={
-                "consumer": self.config.name,
-                "topic": source.topic,
-                "partition": source.partition,
-                "offset": source.offset,
-                "error": error,
-            },
-        )
-        self._write(event, [plan_invalid(self.config, source, methods, error, now_ms(), state)])
 
-    def _write(self, event: TrackedEvent, plans: Sequence[Any]) -> None:
+    def _write(self, event: TrackedEvent, plans: Sequence[HandOff]) -> None:
+        """Hand ``plans`` to Kafka; the event is done when every one is acknowledged."""
         if not plans:
             self._finish(event)
             return
-        _, writer = self._kafka_and_writer()
+        _, writer = self._parts()
         event.pending_writes += len(plans)
 
         def acked() -> None:
@@ -494,102 +400,41 @@ class ConsumerLoop(threading.Thread):
                 },
             )
 
-    # -- pausing and committing -------------------------------------------------------------
-
-    def _apply_pauses(self) -> None:
-        kafka, _ = self._kafka_and_writer()
-        breaker_open = self._breaker.state is BreakerState.OPEN
-        wanted = {tp for tp, part in self._partitions.items() if breaker_open or part.full}
-        pause, resume = wanted - self._paused, self._paused - wanted
-        if pause:
-            kafka.pause([TopicPartition(t, p) for t, p in pause])
-        if resume:
-            kafka.resume([TopicPartition(t, p) for t, p in resume])
-        self._paused = wanted
-
-    def _commit(self, parts: Iterable[PartitionState]) -> None:
-        kafka, _ = self._kafka_and_writer()
-        moved: list[tuple[PartitionState, int]] = []
-        for part in parts:
-            offset = part.tracker.committable()
-            if offset is not None and offset != part.last_committed:
-                moved.append((part, offset))
-        if not moved:
-            return
-        try:
-            kafka.commit(
-                offsets=[TopicPartition(p.topic, p.partition, o) for p, o in moved],
-                asynchronous=False,
-            )
-        except KafkaException as exc:
-            logger.warning(
-                "offset commit failed; trying again",
-                extra={"consumer": self.subscription.label, "error": str(exc)},
-            )
-            return
-        for part, offset in moved:
-            part.last_committed = offset
-        self._metrics.commits.labels(self.config.name).inc(len(moved))
-
-    def _update_lag(self) -> None:
-        kafka, _ = self._kafka_and_writer()
-        for part in self._partitions.values():
-            done = part.tracker.committable()
-            if done is None:
-                done = part.last_committed
-            try:
-                _, high = kafka.get_watermark_offsets(
-                    TopicPartition(part.topic, part.partition), cached=True
-                )
-            except KafkaException:
-                continue
-            if done is not None and high >= 0:
-                labels = (self.config.name, part.topic, str(part.partition))
-                self._lag_labels.add(labels)
-                self._metrics.lag.labels(*labels).set(max(0, high - done))
-
     # -- rebalance and stop -----------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        control, _ = self._parts()
         for tp in partitions:
-            key = (tp.topic, tp.partition)
-            if key not in self._partitions:
-                self._partitions[key] = PartitionState(
-                    tp.topic,
-                    tp.partition,
-                    self.config.batch_size,
-                    is_retry=tp.topic == self.config.retry_topic
-                    and tp.topic not in self.subscription.topics,
-                )
+            is_retry = (
+                tp.topic == self.config.retry_topic and tp.topic not in self.subscription.topics
+            )
+            control.add(PartitionState(tp.topic, tp.partition, self.config.batch_size,
+                                       is_retry=is_retry))  # fmt: skip
         logger.info(
             "partitions assigned",
-            extra={
-                "consumer": self.subscription.label,
-                "partitions": [f"{tp.topic}[{tp.partition}]" for tp in partitions],
-            },
+            extra={"consumer": self.subscription.label, "partitions": _names(partitions)},
         )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        parts = [self._partitions[k] for k in _keys(partitions) if k in self._partitions]
-        grace = 0.0 if self._closing else self._settings.revoke_grace
-        self._release(parts, grace)
+        control, _ = self._parts()
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        parts = [control.partitions[k] for k in keys if k in control.partitions]
+        self._release(parts, 0.0 if self._closing else self._settings.revoke_grace)
         logger.info(
             "partitions revoked",
-            extra={
-                "consumer": self.subscription.label,
-                "partitions": [f"{tp.topic}[{tp.partition}]" for tp in partitions],
-            },
+            extra={"consumer": self.subscription.label, "partitions": _names(partitions)},
         )
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        parts = [self._partitions[k] for k in _keys(partitions) if k in self._partitions]
-        self._forget(parts)
+        control, _ = self._parts()
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        self._forget([control.partitions[k] for k in keys if k in control.partitions])
 
     def _release(self, parts: list[PartitionState], grace: float) -> None:
         """Wait up to ``grace`` for these partitions' work, commit what is done, forget them."""
         if not parts:
             return
-        _, writer = self._kafka_and_writer()
+        control, writer = self._parts()
         for part in parts:
             part.releasing = True
         deadline = time.monotonic() + grace
@@ -601,45 +446,40 @@ class ConsumerLoop(threading.Thread):
                 e.pending_writes for e in running
             ):
                 break  # the calls wait for the breaker: abandon them now
-            self._start_pending()
             writer.poll(0)
             self._wait_for_result(0.02)
         writer.poll(0)
-        self._commit(parts)
+        control.commit(parts)
         self._forget(parts)
 
     def _forget(self, parts: list[PartitionState]) -> None:
+        control, _ = self._parts()
         cancel: list[TrackedEvent] = []
         for part in parts:
-            part.revoked = True
             cancel.extend(e for e in part.events.values() if e.running)
             self._metrics.in_flight.labels(self.config.name).dec(len(part.events))
-            self._partitions.pop(part.tp, None)
-            self._paused.discard(part.tp)
-            labels = (self.config.name, part.topic, str(part.partition))
-            if labels in self._lag_labels:
-                self._lag_labels.discard(labels)
-                self._metrics.lag.remove(*labels)
+            control.forget(part)
         self._to_start = [e for e in self._to_start if not e.partition.revoked]
         if cancel:
             self._grpc.call_soon(lambda: _cancel_tasks(cancel))
 
     def _shutdown(self) -> None:
-        kafka, writer = self._kafka_and_writer()
-        kafka.pause([TopicPartition(t, p) for t, p in self._partitions])
+        control, writer = self._parts()
+        control.pause_all()
         self._held.clear()  # not due yet: read again after a restart
-        self._release(list(self._partitions.values()), self._settings.shutdown_grace)
+        self._release(list(control.partitions.values()), self._settings.shutdown_grace)
         writer.flush(5.0)
         self._closing = True
-        kafka.close()
+        control.kafka.close()
         logger.info("consumer stopped", extra={"consumer": self.subscription.label})
 
     def _abandon_everything(self) -> None:
         self._closing = True
-        self._forget(list(self._partitions.values()))
-        if self._kafka is not None:
-            with contextlib.suppress(KafkaException, RuntimeError):
-                self._kafka.close()
+        if self._control is None:
+            return
+        self._forget(list(self._control.partitions.values()))
+        with contextlib.suppress(KafkaException, RuntimeError):
+            self._control.kafka.close()
 
 
 def _cancel_tasks(events: Iterable[TrackedEvent]) -> None:
@@ -648,5 +488,5 @@ def _cancel_tasks(events: Iterable[TrackedEvent]) -> None:
             event.task.cancel()
 
 
-def _keys(partitions: Iterable[TopicPartition]) -> list[tuple[str, int]]:
-    return [(tp.topic, tp.partition) for tp in partitions]
+def _names(partitions: Iterable[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}[{tp.partition}]" for tp in partitions]

@@ -144,7 +144,7 @@ class ConsumerDeliverer:
         self.metrics = metrics
         self._rng = rng or random.Random()
         self._channel: grpc.aio.Channel | None = None
-        self._callables: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
+        self._callables: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
 
     async def open(self) -> None:
         """Create the channel (on the running loop)."""
@@ -216,7 +216,9 @@ class ConsumerDeliverer:
         stub = self._callables.get(method)
         if stub is None:
             # No serializers: the request goes out as the bytes it is, the reply stays bytes.
-            stub = self._channel.unary_unary(method)
+            stub = self._channel.unary_unary(
+                method, request_serializer=None, response_deserializer=None
+            )
             self._callables[method] = stub
         started = time.perf_counter()
         try:

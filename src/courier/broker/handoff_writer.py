@@ -98,7 +98,7 @@ class HandOffWriter:
                     record.topic,
                     value=record.value,
                     key=record.key,
-                    headers=record.headers,
+                    headers=list[tuple[str, str | bytes | None]](record.headers),
                     on_delivery=report,
                 )
                 break

@@ -1,0 +1,135 @@
+"""The Kafka side of a consumer's partitions: pause and resume, give records back, commit.
+
+:class:`PartitionControl` keeps the :class:`~courier.broker.partition_state.PartitionState`
+of every assigned partition and is the only code that pauses, seeks or commits them:
+
+- a partition is paused while its window (``batch-size`` events not done) is full, and every
+  partition while the consumer's breaker is open;
+- librdkafka fetches ahead, so a record that arrives for a full partition is given back: the
+  partition is paused and sought to it, and records fetched after it are ignored until it
+  comes again;
+- a commit writes, for each partition that moved, the offset below which everything is done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from courier.broker.metrics import BrokerMetrics
+from courier.broker.partition_state import PartitionState
+
+logger = logging.getLogger("courier.broker")
+
+
+class PartitionControl:
+    """Assigned partitions of one Kafka consumer, and pausing/seeking/committing them."""
+
+    def __init__(self, kafka: Consumer, label: str, consumer: str, metrics: BrokerMetrics) -> None:
+        self.kafka = kafka
+        self.label = label
+        self.consumer = consumer
+        self.metrics = metrics
+        self.partitions: dict[tuple[str, int], PartitionState] = {}
+        self.paused: set[tuple[str, int]] = set()
+        self._give_back: list[TopicPartition] = []
+        self._lag_labels: set[tuple[str, str, str]] = set()
+
+    def add(self, part: PartitionState) -> None:
+        """A newly assigned partition (kept if it is already known)."""
+        self.partitions.setdefault(part.tp, part)
+
+    def admit(self, part: PartitionState, offset: int) -> bool:
+        """May the record at ``offset`` be taken now? False: skip it (it comes again)."""
+        if part.rewound_to is not None:
+            if offset != part.rewound_to:
+                return False  # fetched before the seek below
+            part.rewound_to = None
+        if part.full:
+            part.rewound_to = offset
+            self._give_back.append(TopicPartition(part.topic, part.partition, offset))
+            return False
+        return True
+
+    def seek_back(self) -> None:
+        """Pause and seek the partitions that had records given back in this batch."""
+        give_back, self._give_back = self._give_back, []
+        if not give_back:
+            return
+        self.kafka.pause([TopicPartition(tp.topic, tp.partition) for tp in give_back])
+        self.paused.update((tp.topic, tp.partition) for tp in give_back)
+        for tp in give_back:
+            self.kafka.seek(tp)
+
+    def apply_pauses(self, breaker_open: bool) -> None:
+        """Pause full partitions (all of them while the breaker is open), resume the rest."""
+        wanted = {tp for tp, part in self.partitions.items() if breaker_open or part.full}
+        pause, resume = wanted - self.paused, self.paused - wanted
+        if pause:
+            self.kafka.pause([TopicPartition(t, p) for t, p in pause])
+        if resume:
+            self.kafka.resume([TopicPartition(t, p) for t, p in resume])
+        self.paused = wanted
+
+    def pause_all(self) -> None:
+        """Stop fetching every partition (on stop)."""
+        if self.partitions:
+            self.kafka.pause([TopicPartition(t, p) for t, p in self.partitions])
+            self.paused = set(self.partitions)
+
+    @property
+    def all_paused(self) -> bool:
+        return len(self.paused) >= len(self.partitions)
+
+    def commit(self, parts: Iterable[PartitionState] | None = None) -> None:
+        """Commit, synchronously, the done offsets of ``parts`` (default: all) that moved."""
+        moved: list[tuple[PartitionState, int]] = []
+        for part in self.partitions.values() if parts is None else parts:
+            offset = part.tracker.committable()
+            if offset is not None and offset != part.last_committed:
+                moved.append((part, offset))
+        if not moved:
+            return
+        try:
+            self.kafka.commit(
+                offsets=[TopicPartition(p.topic, p.partition, o) for p, o in moved],
+                asynchronous=False,
+            )
+        except KafkaException as exc:
+            logger.warning(
+                "offset commit failed; trying again",
+                extra={"consumer": self.label, "error": str(exc)},
+            )
+            return
+        for part, offset in moved:
+            part.last_committed = offset
+        self.metrics.commits.labels(self.consumer).inc(len(moved))
+
+    def update_lag(self) -> None:
+        """Set the lag gauge: high watermark (as last fetched) minus the committable offset."""
+        for part in self.partitions.values():
+            done = part.tracker.committable()
+            if done is None:
+                done = part.last_committed
+            try:
+                _, high = self.kafka.get_watermark_offsets(
+                    TopicPartition(part.topic, part.partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if done is not None and high >= 0:
+                labels = (self.consumer, part.topic, str(part.partition))
+                self._lag_labels.add(labels)
+                self.metrics.lag.labels(*labels).set(max(0, high - done))
+
+    def forget(self, part: PartitionState) -> None:
+        """The partition is no longer ours: drop its state and its lag series."""
+        part.revoked = True
+        self.partitions.pop(part.tp, None)
+        self.paused.discard(part.tp)
+        labels = (self.consumer, part.topic, str(part.partition))
+        if labels in self._lag_labels:
+            self._lag_labels.discard(labels)
+            self.metrics.lag.remove(*labels)
