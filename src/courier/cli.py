@@ -28,6 +28,7 @@ _SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("courier.broker.topics", "app", "topics"),
     ("courier.broker.dlq", "app", "dlq"),
     ("courier.contract", "app", "contract"),
+    ("courier.lake.cli", "app", "lake"),
 ]
 _COMMANDS: list[tuple[str, str, str]] = [
     ("courier.demo", "demo", "demo"),
