@@ -68,6 +68,11 @@ class PollRelay:
         self.metrics = metrics
         self.dialect: Dialect
         self.dialect, self.conn = connect(config.database_url)
+        if self.dialect == "mysql":
+            # InnoDB's default REPEATABLE READ takes gap locks on the rows a round scans;
+            # they block the writers' inserts. READ COMMITTED locks only the rows taken.
+            with self.conn.cursor() as cur:
+                cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         self._select = self._select_statement()
         self._check_table()
         self._lease: _SqliteLease | None = None
@@ -165,7 +170,13 @@ class PollRelay:
                 assert self._lease is not None
                 self._lease.delete_if_held(statement, ids, self.config.lease_seconds)
                 return
-            cur.execute(statement, ids)
+            if self.dialect == "mysql":
+                # One primary-key DELETE per row: on a small or fresh table InnoDB may scan for
+                # an IN list, and a scanning DELETE waits on rows other relays or writers hold.
+                one = f"DELETE FROM {table} WHERE {quote_column(self.dialect, 'id')} = %s"
+                cur.executemany(one, [(i,) for i in ids])
+            else:
+                cur.execute(statement, ids)
         if self.dialect != "sqlite":
             self.conn.commit()
 
