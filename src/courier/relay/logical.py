@@ -292,7 +292,11 @@ class _StreamSession:
 
     def finish(self) -> None:
         """Graceful stop: wait for outstanding acks, confirm what is safe."""
-        self.relay.publisher.flush(30.0)
+        if not self.relay.publisher.flush(30.0):
+            log.warning(
+                "stopping with unacknowledged events; the next run sends them again",
+                extra={"in_flight": self.relay.publisher.in_flight},
+            )
         self.feedback(force=True)
 
     def close(self) -> None:
