@@ -6,8 +6,8 @@ import contextlib
 from collections.abc import Iterator
 
 from courier.broker.config import BrokerConfig
-from courier.broker.consumer_loop import LoopSettings
 from courier.broker.runner import Broker
+from courier.broker.subscriptions import LoopSettings
 
 FAST = LoopSettings(commit_interval=0.2, revoke_grace=2.0, shutdown_grace=3.0, idle_poll=0.05)
 

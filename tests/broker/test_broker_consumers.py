@@ -9,6 +9,8 @@ from collections.abc import Callable
 import grpc
 import pytest
 
+from courier.broker.runner import Broker
+
 from .broker_harness import consumer_yaml, running_broker
 from .kafka_helpers import broker_config, committed, create_topics, make_event, produce
 from .recording_server import Call, RecordingServer
@@ -93,3 +95,38 @@ def test_ordering_by_key_delivers_each_key_in_order(
         sent = [e.id for e in events if e.key == f"k{key}"]
         assert [c.event_id for c in ok if c.event_id in set(sent)] == sent
     assert len(failed_once) == 4
+
+
+def test_two_brokers_share_a_consumer_and_hand_over_on_stop(
+    bootstrap_servers: str, unique: Callable[[str], str]
+) -> None:
+    """Two broker instances of one consumer split its partitions through the group; when one
+    stops, its partitions are revoked (in-flight work finished, done offsets committed) and
+    the other takes them over: nothing is lost."""
+    topic, name = unique("shared"), unique("svc")
+    total = 2000
+
+    def commits(broker: Broker) -> float:
+        value = broker.metrics.registry.get_sample_value(
+            "courier_broker_committed_offsets_total", {"consumer": name}
+        )
+        return value or 0.0
+
+    with RecordingServer({SVC: ["A"]}, delay=0.01, workers=24) as server:
+        config = broker_config(
+            {name: consumer_yaml(name, server.port, {topic: [f"{SVC}/A"]}, batch_size=5)},
+            partitions=4,
+        )
+        create_topics(bootstrap_servers, config)
+        events = produce(bootstrap_servers, [make_event(topic) for _ in range(total)])
+        with running_broker(config, bootstrap_servers) as first:
+            with running_broker(config, bootstrap_servers) as second:
+                server.wait_for(lambda: commits(second) > 0, 30, "the second broker's commits")
+                assert commits(first) > 0
+                assert len(server.delivered("A")) < total
+            # `second` stopped: `first` gets its partitions back and finishes the topic.
+            server.wait_for(lambda: len(server.delivered("A")) == total, 60, "every event")
+        delivered = server.delivered("A")
+        assert set(delivered) == {e.id for e in events}
+        duplicates = sum(n - 1 for n in delivered.values())
+        print(f"\nhand-over between two brokers: lost=0 duplicates={duplicates}")

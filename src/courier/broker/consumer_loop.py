@@ -29,7 +29,6 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -43,7 +42,7 @@ from courier.broker.handoff_writer import HandOffWriter, handoff_producer
 from courier.broker.method_resolution import PathResolver
 from courier.broker.metrics import BrokerMetrics
 from courier.broker.partition_control import PartitionControl
-from courier.broker.partition_state import PartitionState, TrackedEvent
+from courier.broker.partition_state import PREFETCH_SLACK, PartitionState, TrackedEvent
 from courier.broker.record_intake import (
     Undeliverable,
     read_distribution_record,
@@ -52,54 +51,10 @@ from courier.broker.record_intake import (
 )
 from courier.broker.retry_headers import now_ms
 from courier.broker.status_actions import Action
+from courier.broker.subscriptions import LoopSettings, Subscription
 
 logger = logging.getLogger("courier.broker")
 _kafka_log = logging.getLogger("courier.kafka")
-
-
-@dataclass(frozen=True)
-class LoopSettings:
-    """Engine timings that are not part of the broker config."""
-
-    commit_interval: float = 1.0
-    revoke_grace: float = 5.0
-    shutdown_grace: float = 10.0
-    idle_poll: float = 0.1
-    max_poll_records: int = 500
-    session_timeout_ms: int = 10_000
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """What one Kafka consumer reads: its group, distribution topics and retry topic (or not).
-
-    A distribution with ``dedicated: true`` gets a Kafka consumer of its own in a group of
-    its own, ``<group>.<topic>``: were it in the service's group, every rebalance of one
-    would stop the other, and the group's members would have different subscriptions.
-    """
-
-    label: str
-    group_id: str
-    topics: tuple[str, ...]
-    read_retry_topic: bool
-
-
-def subscriptions(consumer: ConsumerConfig) -> list[Subscription]:
-    """The Kafka consumers of one consumer service: the main one (its shared distribution
-    topics and its retry topic), then one per dedicated distribution."""
-    shared = tuple(d.topic for d in consumer.distribution if not d.dedicated)
-    found = [Subscription(consumer.name, consumer.group_id, shared, read_retry_topic=True)]
-    for entry in consumer.distribution:
-        if entry.dedicated:
-            found.append(
-                Subscription(
-                    f"{consumer.name}/{entry.topic}",
-                    f"{consumer.group_id}.{entry.topic}",
-                    (entry.topic,),
-                    read_retry_topic=False,
-                )
-            )
-    return found
 
 
 class ConsumerLoop(threading.Thread):
@@ -137,7 +92,7 @@ class ConsumerLoop(threading.Thread):
         )
         self._held: list[tuple[int, int, TrackedEvent]] = []  # (due ms, seq, retry record)
         self._seq = itertools.count()
-        self._to_start: list[TrackedEvent] = []
+        self._ready_parts: set[PartitionState] = set()  # partitions with events ready
         self._next_commit = 0.0
         self._closing = False
         self._control: PartitionControl | None = None
@@ -194,7 +149,8 @@ class ConsumerLoop(threading.Thread):
             "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": self._settings.session_timeout_ms,
             "allow.auto.create.topics": False,
-            "fetch.wait.max.ms": 100,
+            "fetch.wait.max.ms": 50,
+            "queued.min.messages": PREFETCH_SLACK,
             "logger": _kafka_log,
         }
 
@@ -210,7 +166,7 @@ class ConsumerLoop(threading.Thread):
         self._start_due_retries()
         control.apply_pauses(self._breaker.state is BreakerState.OPEN)
         busy = any(p.events for p in control.partitions.values()) or writer.waiting > 0
-        free = sum(max(0, p.window - p.tracker.in_flight) for p in control.partitions.values())
+        free = sum(max(0, 2 * p.window - p.tracker.in_flight) for p in control.partitions.values())
         wanted = max(1, min(free, self._settings.max_poll_records))
         if busy:
             records = control.kafka.consume(num_messages=wanted, timeout=0)
@@ -272,14 +228,14 @@ class ConsumerLoop(threading.Thread):
         elif event.state is not None and event.state.due_at_ms > now_ms():
             heapq.heappush(self._held, (event.state.due_at_ms, next(self._seq), event))
         elif part.claim_key(event):
-            self._to_start.append(event)
+            self._ready(event)
 
     def _start_due_retries(self) -> None:
         now = now_ms()
         while self._held and self._held[0][0] <= now:
             _, _, event = heapq.heappop(self._held)
             if not event.partition.revoked:
-                self._to_start.append(event)
+                self._ready(event)
 
     def _dead_letter(self, part: PartitionState, why: Undeliverable, source: Any) -> None:
         event = TrackedEvent(
@@ -297,11 +253,25 @@ class ConsumerLoop(threading.Thread):
 
     # -- delivering -------------------------------------------------------------------------
 
+    def _ready(self, event: TrackedEvent) -> None:
+        event.partition.ready.append(event)
+        self._ready_parts.add(event.partition)
+
     def _start_pending(self) -> None:
-        events = [e for e in self._to_start if not (e.partition.revoked or e.partition.releasing)]
-        self._to_start = []
-        for event in events:
-            event.running = True
+        events: list[TrackedEvent] = []
+        for part in list(self._ready_parts):
+            if part.revoked or part.releasing:
+                self._ready_parts.discard(part)
+                continue
+            while part.ready and part.call_slot_free:
+                event = part.ready.popleft()
+                part.calls += 1
+                event.running = True
+                events.append(event)
+            if not part.ready:
+                self._ready_parts.discard(part)
+        if not events:
+            return
         deliverer, results = self._deliverer, self._results
 
         def job(event: TrackedEvent) -> tuple[Any, Any]:
@@ -342,14 +312,15 @@ class ConsumerLoop(threading.Thread):
     def _on_result(self, event: TrackedEvent, outcomes: list[DeliveryOutcome] | None) -> None:
         event.running = False
         part = event.partition
+        part.calls -= 1
         if part.revoked:
             return
         if outcomes is None:  # a bug in the delivery task: try again rather than drop it
-            self._to_start.append(event)
+            self._ready(event)
             return
         follower = part.release_key(event)
         if follower is not None:
-            self._to_start.append(follower)
+            self._ready(follower)
         self._log_outcomes(event, outcomes)
         assert event.envelope is not None
         if all(o.action is Action.COMMIT for o in outcomes):
@@ -459,7 +430,7 @@ class ConsumerLoop(threading.Thread):
             cancel.extend(e for e in part.events.values() if e.running)
             self._metrics.in_flight.labels(self.config.name).dec(len(part.events))
             control.forget(part)
-        self._to_start = [e for e in self._to_start if not e.partition.revoked]
+            self._ready_parts.discard(part)
         if cancel:
             self._grpc.call_soon(lambda: _cancel_tasks(cancel))
 

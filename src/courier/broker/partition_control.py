@@ -3,11 +3,11 @@
 :class:`PartitionControl` keeps the :class:`~courier.broker.partition_state.PartitionState`
 of every assigned partition and is the only code that pauses, seeks or commits them:
 
-- a partition is paused while its window (``batch-size`` events not done) is full, and every
-  partition while the consumer's breaker is open;
-- librdkafka fetches ahead, so a record that arrives for a full partition is given back: the
-  partition is paused and sought to it, and records fetched after it are ignored until it
-  comes again;
+- a partition is paused once twice ``batch-size`` of its events are not done, until fewer
+  than ``batch-size`` are; every partition while the consumer's breaker is open;
+- librdkafka fetches ahead: records that still arrive for a paused partition are kept, up to
+  ``PREFETCH_SLACK`` more, then given back: the partition is sought to the record, and
+  records fetched after it are ignored until it comes again;
 - a commit writes, for each partition that moved, the offset below which everything is done.
 """
 
@@ -36,10 +36,15 @@ class PartitionControl:
         self.paused: set[tuple[str, int]] = set()
         self._give_back: list[TopicPartition] = []
         self._lag_labels: set[tuple[str, str, str]] = set()
+        self._fresh: set[tuple[str, int]] = set()
 
     def add(self, part: PartitionState) -> None:
         """A newly assigned partition (kept if it is already known)."""
-        self.partitions.setdefault(part.tp, part)
+        if part.tp not in self.partitions:
+            self.partitions[part.tp] = part
+            # librdkafka keeps a partition's pause across a revoke and a new assignment: a
+            # partition we paused, lost and got back must be resumed explicitly.
+            self._fresh.add(part.tp)
 
     def admit(self, part: PartitionState, offset: int) -> bool:
         """May the record at ``offset`` be taken now? False: skip it (it comes again)."""
@@ -47,7 +52,7 @@ class PartitionControl:
             if offset != part.rewound_to:
                 return False  # fetched before the seek below
             part.rewound_to = None
-        if part.full:
+        if part.overflowing:
             part.rewound_to = offset
             self._give_back.append(TopicPartition(part.topic, part.partition, offset))
             return False
@@ -65,8 +70,13 @@ class PartitionControl:
 
     def apply_pauses(self, breaker_open: bool) -> None:
         """Pause full partitions (all of them while the breaker is open), resume the rest."""
-        wanted = {tp for tp, part in self.partitions.items() if breaker_open or part.full}
-        pause, resume = wanted - self.paused, self.paused - wanted
+        wanted = {
+            tp
+            for tp, part in self.partitions.items()
+            if breaker_open or part.full or (tp in self.paused and not part.low)
+        }
+        pause, resume = wanted - self.paused, (self.paused | self._fresh) - wanted
+        self._fresh.clear()
         if pause:
             self.kafka.pause([TopicPartition(t, p) for t, p in pause])
         if resume:
@@ -129,6 +139,7 @@ class PartitionControl:
         part.revoked = True
         self.partitions.pop(part.tp, None)
         self.paused.discard(part.tp)
+        self._fresh.discard(part.tp)
         labels = (self.consumer, part.topic, str(part.partition))
         if labels in self._lag_labels:
             self._lag_labels.discard(labels)

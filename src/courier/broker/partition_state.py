@@ -1,10 +1,14 @@
 """What the broker knows about one assigned partition: events in flight and their order.
 
-Every record read from a partition becomes a :class:`TrackedEvent` that stays in the
-partition's window until it is done (delivered, or handed off and acknowledged). The window
-size is ``batch-size``: a full window pauses the partition. ``ordering: key`` keeps a queue
-per key so that the next event of a key starts only when the previous one has finished
-delivery; events without a key, and other keys, flow meanwhile.
+Every record read from a partition becomes a :class:`TrackedEvent` that stays tracked until
+it is done (delivered, or handed off and acknowledged). At most ``batch-size`` events of a
+partition are being delivered at once; the next ``batch-size`` wait in memory, ready to start
+as soon as a call ends, so that a free call slot never waits for a fetch. Twice ``batch-size``
+tracked events pause the partition until fewer than ``batch-size`` are left (pausing less
+often than every event keeps librdkafka's fetching smooth).
+
+``ordering: key`` keeps a queue per key so that the next event of a key starts only when the
+previous one has finished delivery; events without a key, and other keys, flow meanwhile.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from courier.broker.handoff import SourceRecord
 from courier.broker.offsets import OffsetTracker
 from courier.broker.retry_headers import RetryState
 from courier.events import EventEnvelope
+
+PREFETCH_SLACK = 1000
+"""Records of a paused partition kept in memory before they are given back (sought to);
+librdkafka is told to prefetch no more than this (``queued.min.messages``)."""
 
 
 @dataclass(eq=False)
@@ -60,6 +68,10 @@ class PartitionState:
         """Being given up (revoke, stop): its queued events must not start."""
         self.last_committed: int | None = None
         self.rewound_to: int | None = None
+        self.calls = 0
+        self.ready: deque[TrackedEvent] = deque()
+        """Events that may start as soon as a call slot frees up, in order."""
+        """Events of this partition whose delivery task is running (at most ``window``)."""
         """Offset sought back to because the window was full; later records are stale."""
         self._key_queues: dict[bytes, deque[TrackedEvent]] = {}
 
@@ -69,8 +81,23 @@ class PartitionState:
 
     @property
     def full(self) -> bool:
-        """The window is full: stop fetching this partition until an event is done."""
-        return self.tracker.in_flight >= self.window
+        """``batch-size`` + ``PREFETCH_SLACK`` events not done: stop fetching for now."""
+        return self.tracker.in_flight >= self.window + PREFETCH_SLACK
+
+    @property
+    def low(self) -> bool:
+        """Half of the slack used again: a paused partition may fetch again."""
+        return self.tracker.in_flight < self.window + PREFETCH_SLACK // 2
+
+    @property
+    def overflowing(self) -> bool:
+        """Far past full (librdkafka had fetched ahead): give further records back."""
+        return self.tracker.in_flight >= self.window + 2 * PREFETCH_SLACK
+
+    @property
+    def call_slot_free(self) -> bool:
+        """Fewer than ``batch-size`` of its events are being delivered right now."""
+        return self.calls < self.window
 
     def track(self, event: TrackedEvent) -> None:
         """``event`` was read: it occupies a window slot until :meth:`done`."""

@@ -27,12 +27,13 @@ from confluent_kafka import KafkaException
 
 from courier.broker.breaker import BreakerState, CircuitBreaker
 from courier.broker.config import BrokerConfig, ConsumerConfig
-from courier.broker.consumer_loop import ConsumerLoop, LoopSettings, subscriptions
+from courier.broker.consumer_loop import ConsumerLoop
 from courier.broker.delivery import ConsumerDeliverer
 from courier.broker.delivery_loop import DeliveryLoop
 from courier.broker.kafka_clients import admin_client, unreachable_message
 from courier.broker.method_resolution import MethodResolutionError, PathResolver
 from courier.broker.metrics import BrokerMetrics
+from courier.broker.subscriptions import LoopSettings, subscriptions
 from courier.relay.logs import configure_logging
 from courier.relay.metrics import MetricsServer
 
