@@ -14,7 +14,8 @@ from google.protobuf.wrappers_pb2 import StringValue
 
 from courier import build_event
 from courier.outbox.table import COLUMNS, create_table_statements, row_values
-from courier.relay.logical import LogicalRelay, LogicalRelayConfig, _Housekeeping
+from courier.relay.housekeeping import Housekeeping
+from courier.relay.logical import LogicalRelay, LogicalRelayConfig
 from courier.relay.metrics import RelayMetrics
 from courier.relay.publisher import KafkaPublisher
 from courier.relay.testing import RelayThread, read_topic
@@ -111,7 +112,7 @@ def test_housekeeping_deletes_old_rows_and_reports_slot_lag(
                     f"VALUES (%s, %s, %s, %s, %s, %s, %s, now() - interval '{age}')",
                     row_values("postgresql", envelope)[:-1],
                 )
-        house = _Housekeeping(relay)
+        house = Housekeeping(config, database_url, metrics)
         assert house.cleanup() == 1  # older than the default hour
         house.run_due()
         assert metrics.slot_lag_bytes._value.get() > 0  # nobody read the slot yet

@@ -38,6 +38,7 @@ from courier.outbox import wal
 from courier.outbox.connections import postgres_dsn
 from courier.relay import pgoutput
 from courier.relay.errors import RelaySetupError
+from courier.relay.housekeeping import Housekeeping
 from courier.relay.metrics import RelayMetrics
 from courier.relay.publisher import KafkaPublisher
 from courier.relay.records import InvalidOutboxRow, envelope_from_row
@@ -215,6 +216,7 @@ class LogicalRelay:
         self.ensure_slot()
         backoff = 1.0
         while not stop.is_set():
+            started = time.monotonic()
             try:
                 self._stream(stop)
                 return
@@ -226,6 +228,8 @@ class LogicalRelay:
                 stop.wait(2.0)
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 log.warning("replication connection lost; reconnecting", extra={"error": str(exc)})
+                if time.monotonic() - started > 60:
+                    backoff = 1.0  # it had been streaming: a fresh failure, not a retry storm
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
 
@@ -262,7 +266,7 @@ class _StreamSession:
         self.commit_time: datetime | None = None
         self.confirmed = 0
         self.last_feedback = 0.0
-        self.housekeeping = _Housekeeping(relay)
+        self.housekeeping = Housekeeping(relay.config, relay._dsn, relay.metrics)
 
     def start(self) -> None:
         self.cur.start_replication(
@@ -389,75 +393,6 @@ class _Ack:
     def __call__(self) -> None:
         self.session.tracker.acked(self.txn)
         self.session.relay.metrics.acked(self.envelope.topic, self.committed)
-
-
-class _Housekeeping:
-    """Slot lag sampling and outbox cleanup, on an ordinary autocommit connection."""
-
-    def __init__(self, relay: LogicalRelay) -> None:
-        self.relay = relay
-        self.config = relay.config
-        self._conn: Any = None
-        self._next_lag = 0.0
-        self._next_cleanup = time.monotonic() + 5.0
-
-    def run_due(self) -> None:
-        now = time.monotonic()
-        try:
-            if now >= self._next_lag:
-                self._next_lag = now + self.config.slot_lag_every
-                self._sample_slot_lag()
-            if self.config.cleanup_after is not None and now >= self._next_cleanup:
-                self._next_cleanup = now + self.config.cleanup_every
-                self.cleanup()
-        except psycopg2.Error as exc:
-            log.warning("relay housekeeping failed", extra={"error": str(exc).strip()})
-            self.close()
-
-    def cursor(self) -> Any:
-        if self._conn is None:
-            self._conn = _connect(self.relay._dsn)
-        return self._conn.cursor()
-
-    def _sample_slot_lag(self) -> None:
-        with self.cursor() as cur:
-            cur.execute(
-                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) "
-                "FROM pg_replication_slots WHERE slot_name = %s",
-                (self.config.slot,),
-            )
-            row = cur.fetchone()
-            if row is not None and row[0] is not None:
-                self.relay.metrics.slot_lag_bytes.set(float(row[0]))
-
-    def cleanup(self) -> int:
-        """Delete rows older than ``cleanup_after`` seconds, in batches. Returns rows deleted.
-
-        Safe in log mode: the relay reads the WAL, not the table, so a row's removal cannot
-        lose its event; rows are kept a while only for inspection and replays.
-        """
-        assert self.config.cleanup_after is not None
-        schema, name = self.config.schema_and_table
-        statement = sql.SQL(
-            "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE created_at < "
-            "now() - make_interval(secs => %s) LIMIT %s)"
-        ).format(t=sql.Identifier(schema, name))
-        total = 0
-        with self.cursor() as cur:
-            while True:
-                cur.execute(statement, (self.config.cleanup_after, self.config.cleanup_batch))
-                total += int(cur.rowcount)
-                if cur.rowcount < self.config.cleanup_batch:
-                    break
-        if total:
-            log.info("outbox cleanup", extra={"deleted": total})
-        return total
-
-    def close(self) -> None:
-        if self._conn is not None:
-            with suppress(psycopg2.Error):
-                self._conn.close()
-            self._conn = None
 
 
 def _connect(dsn: str) -> Any:
