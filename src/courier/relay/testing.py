@@ -125,6 +125,9 @@ def read_topic(
 ) -> list[ConsumedRecord]:
     """Read ``topic`` from the beginning until ``count`` records (or ``timeout``) are seen.
 
+    Each (partition, offset) is returned once: two records with the same event id are two
+    writes to Kafka, never the consumer reading one record twice.
+
     With ``settle`` > 0, keep reading that many seconds after reaching ``count``, so a test can
     see records that should not be there.
     """
@@ -138,6 +141,7 @@ def read_topic(
         }
     )
     records: list[ConsumedRecord] = []
+    seen: set[tuple[int | None, int | None]] = set()
     try:
         consumer.subscribe([topic])
         deadline = time.monotonic() + timeout
@@ -151,6 +155,10 @@ def read_topic(
             message = consumer.poll(0.2)
             if message is None or message.error():
                 continue
+            position = (message.partition(), message.offset())
+            if position in seen:
+                continue  # re-read after a rebalance (no committed offsets): not a duplicate
+            seen.add(position)
             records.append(_consumed(message, topic))
     finally:
         consumer.close()
