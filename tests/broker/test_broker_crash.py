@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,12 +29,29 @@ EVENTS = 10_000
 PARTITIONS = 3
 
 
-def _start(config: Path, bootstrap_servers: str, log: Path) -> subprocess.Popen[bytes]:
+def _start(
+    config: Path, bootstrap_servers: str, log: Path, metrics_port: int | None = None
+) -> subprocess.Popen[bytes]:
+    extra = [] if metrics_port is None else ["--metrics-port", str(metrics_port)]
     return subprocess.Popen(
         [sys.executable, "-m", "courier", "broker", "run", "--config", str(config),
-         "--bootstrap-servers", bootstrap_servers],
+         "--bootstrap-servers", bootstrap_servers, *extra],
         stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
 def _end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
@@ -67,11 +87,25 @@ def test_kill_9_mid_stream_loses_nothing(
             broker.send_signal(signal.SIGKILL)
             broker.wait(10)
             at_kill = len(server.delivered("Handle"))
-            broker = _start(config_path, bootstrap_servers, log)
+            metrics_port = _free_port()
+            broker = _start(config_path, bootstrap_servers, log, metrics_port)
             server.wait_for(
                 lambda: len(server.delivered("Handle")) == EVENTS, 120, "every event delivered"
             )
-            time.sleep(0.5)  # a commit interval
+            time.sleep(1.0)  # a commit interval and a lag update
+            assert _get(metrics_port, "/healthz") == (200, "ok\n")
+            status, metrics = _get(metrics_port, "/metrics")
+            assert status == 200
+            for metric in (
+                "courier_broker_deliveries_total",
+                "courier_broker_delivery_seconds",
+                "courier_broker_in_flight",
+                "courier_broker_breaker_state",
+                "courier_broker_consumer_lag",
+                "courier_broker_end_to_end_seconds",
+            ):
+                assert metric in metrics, metric
+            assert f'courier_broker_in_flight{{consumer="{name}"}} 0.0' in metrics
             broker.send_signal(signal.SIGTERM)
             code = broker.wait(30)
         finally:

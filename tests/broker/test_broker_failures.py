@@ -3,6 +3,7 @@ straight-to-DLQ statuses and records that are not events. Real Kafka, real gRPC 
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Callable
@@ -148,7 +149,7 @@ def test_retry_goes_only_to_the_failed_method(
 
 
 def test_invalid_argument_goes_straight_to_the_dlq_while_others_flow(
-    bootstrap_servers: str, unique: Callable[[str], str]
+    bootstrap_servers: str, unique: Callable[[str], str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A rejected event is called once and dead-lettered at once (no retry topic); the
     events around it are delivered."""
@@ -165,6 +166,7 @@ def test_invalid_argument_goes_straight_to_the_dlq_while_others_flow(
         bad = {e.id for e in events if e.payload == b"bad"}
         good = {e.id for e in events} - bad
         consumer = config.consumers[name]
+        caplog.set_level(logging.WARNING, logger="courier.broker")
         with running_broker(config, bootstrap_servers):
             server.wait_for(lambda: set(server.delivered("Handle")) == good, 30, "good events")
             server.wait_for(
@@ -179,6 +181,14 @@ def test_invalid_argument_goes_straight_to_the_dlq_while_others_flow(
         assert {retry_state(m).last_error for m in dead} == {"bad package"}
         assert {retry_state(m).attempt for m in dead} == {0}
         assert read_topic(bootstrap_servers, consumer.retry_topic, 2) == []
+        failed = [r for r in caplog.records if r.getMessage() == "delivery failed"]
+        assert {r.__dict__["event_id"] for r in failed} == bad  # one line per failure
+        line = failed[0].__dict__
+        assert (line["consumer"], line["method"], line["attempt"], line["status"]) == (
+            name, f"/{SVC}/Handle", 1, "INVALID_ARGUMENT",
+        )  # fmt: skip
+        assert line["event_type"] == "packages.v1.PackageDelivered"
+        assert not any(v == b"bad" for r in failed for v in r.__dict__.values())
 
 
 def test_a_record_that_is_not_an_event_is_dead_lettered_not_fatal(
