@@ -146,7 +146,9 @@ def raw_ceiling(port: int, calls: int, concurrency: int) -> float:
 
 
 def _produce(servers: str, events: list[EventEnvelope], rate: float | None = None) -> None:
-    producer = Producer({"bootstrap.servers": servers, "acks": "all", "linger.ms": 1 if rate else 20})
+    producer = Producer(
+        {"bootstrap.servers": servers, "acks": "all", "linger.ms": 1 if rate else 20}
+    )
     started = time.perf_counter()
     for index, event in enumerate(events):
         if rate:
@@ -255,11 +257,19 @@ def main() -> None:
         broker_exit = broker.wait(60)
         result = {
             "measured_at": datetime.now(UTC).isoformat(),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                        "grpcio": grpc.__version__},  # fmt: skip
-            "setup": {"events": args.events, "partitions": PARTITIONS, "batch_size": BATCH_SIZE,
-                      "in_flight": concurrency, "payload_bytes": len(PAYLOAD),
-                      "consumer": "grpc.aio server, one Python process"},  # fmt: skip
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "grpcio": grpc.__version__,
+            },
+            "setup": {
+                "events": args.events,
+                "partitions": PARTITIONS,
+                "batch_size": BATCH_SIZE,
+                "in_flight": concurrency,
+                "payload_bytes": len(PAYLOAD),
+                "consumer": "grpc.aio server, one Python process",
+            },
             "raw_grpc_aio_calls_per_s": round(raw),
             "broker_events_per_s": round(through),
             "ratio_broker_to_raw": round(through / raw, 3),
