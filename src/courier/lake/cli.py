@@ -12,6 +12,7 @@ from types import FrameType
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from courier import settings
 from courier.lake.buffers import MIB, RollPolicy
@@ -22,7 +23,7 @@ log = logging.getLogger("courier.lake")
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    _err.print(f"[red]error:[/] {message}", highlight=False)
+    _err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

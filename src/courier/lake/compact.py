@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from courier.lake.buffers import MIB
@@ -121,11 +121,11 @@ def plan_runs(files: list[LakeFile], target_bytes: int) -> list[list[LakeFile]]:
 def merge_tables(tables: list[pa.Table]) -> pa.Table:
     """The rows of ``tables`` sorted by offset, each offset once (the first copy kept)."""
     merged = pa.concat_tables(tables, promote_options="default").sort_by("offset")
-    offsets = merged.column("offset").to_numpy()
+    offsets = merged.column("offset").combine_chunks()
     if len(offsets) < 2:
         return merged
-    keep = np.concatenate(([True], offsets[1:] != offsets[:-1]))
-    return merged.filter(pa.array(keep))
+    changed = pc.not_equal(offsets.slice(1), offsets.slice(0, len(offsets) - 1))
+    return merged.filter(pa.concat_arrays([pa.array([True]), changed]))
 
 
 def _merge(run: list[LakeFile], report: CompactionReport) -> None:

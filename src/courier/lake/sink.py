@@ -85,6 +85,7 @@ class LakeSink:
         self._consumer: Consumer | None = None
         self._running = False
         self._warned_topics: set[str] = set()
+        self._wrote = False
 
     @property
     def group_id(self) -> str:
@@ -117,11 +118,12 @@ class LakeSink:
                     continue
                 for message in consumer.consume(self.config.batch_size, timeout=0.2):
                     self._take(message)
-                due = self.buffers.due()
-                if due:
-                    self._write(due)
-                if due or time.monotonic() >= next_commit:
+                self._write(self.buffers.due())
+                # Commit as soon as files are durable: the smaller the gap, the fewer records
+                # a crash makes the next run write twice (into overlapping files).
+                if self._wrote or time.monotonic() >= next_commit:
                     self._commit(consumer)
+                    self._wrote = False
                     next_commit = time.monotonic() + COMMIT_INTERVAL
                 self.metrics.buffered.set(self.buffers.buffered_rows)
             self._write(self.buffers.open_buffers())
@@ -205,6 +207,7 @@ class LakeSink:
                 metadata={"courier.lake.writer": "sink", "courier.lake.group": self.group_id},
             )
             self.buffers.written(buffer)
+            self._wrote = True
             self._count(buffer, size, time.perf_counter() - started)
             log.info(
                 "file written",
