@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import psycopg2
+import pytest
 from typer.testing import CliRunner
 
 from courier.cli import app
@@ -55,3 +58,42 @@ def test_unreachable_database_is_failure() -> None:
         app, ["outbox", "create-table", "--database-url", "postgresql://nobody@127.0.0.1:1/x"]
     )
     assert result.exit_code == 1
+
+
+@pytest.mark.integration
+def test_create_table_on_postgres_twice_gives_the_contract_types(
+    database_url: str, unique: Any
+) -> None:
+    table = unique("cli_outbox")
+    try:
+        for _ in range(2):
+            result = runner.invoke(
+                app, ["outbox", "create-table", "--database-url", database_url, "--table", table]
+            )
+            assert result.exit_code == 0, result.output
+        conn = psycopg2.connect(database_url)
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT column_name, data_type, is_nullable, column_default "
+                "FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+                (table,),
+            )
+            columns = cur.fetchall()
+        conn.close()
+        assert columns == [
+            ("id", "uuid", "NO", None),
+            ("topic", "text", "NO", None),
+            ("key", "text", "YES", None),
+            ("type", "text", "NO", None),
+            ("source", "text", "NO", None),
+            ("payload", "bytea", "NO", None),
+            ("headers", "jsonb", "NO", "'{}'::jsonb"),
+            ("created_at", "timestamp with time zone", "NO", None),
+            ("specversion", "text", "NO", "'1.0'::text"),
+        ]
+    finally:
+        conn = psycopg2.connect(database_url)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP TABLE IF EXISTS "{table}"')
+        conn.close()
