@@ -25,6 +25,7 @@ from courier.lake.topics import TopicSelection
 
 from .lake_helpers import delivered_event, delivered_message
 from .sink_harness import (
+    committed,
     create_topics,
     free_port,
     lake_query,
@@ -227,3 +228,22 @@ def test_files_written_again_after_lost_commits_are_read_once_and_compacted(
     assert views.deduped_files == 0 and rows_on_disk(lake) == 3_000
     ids = {row[0] for row in con.execute("select id from events").fetchall()}
     assert ids == {e.id for e in events}
+
+
+def test_a_write_error_stops_the_sink_with_nothing_committed(
+    bootstrap_servers: str, unique: Callable[[str], str], tmp_path: Path
+) -> None:
+    topic, group, lake = unique("lake.broken"), unique("lake.group"), tmp_path / "lake"
+    create_topics(bootstrap_servers, [topic])
+    produce(bootstrap_servers, [delivered_event(topic, n) for n in range(100)])
+    lake.mkdir()
+    (lake / f"topic={topic}").write_text("a file where a directory must go")
+    log = tmp_path / "sink.log"
+    sink = start_sink(bootstrap_servers, lake, group, [topic], log, "--roll-seconds", "0.2")
+    try:
+        assert sink.wait(60) == 1
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+    assert "cannot write the lake" in log.read_text()
+    assert set(committed(bootstrap_servers, group, topic).values()) == {-1001}

@@ -86,6 +86,7 @@ class LakeSink:
         self._running = False
         self._warned_topics: set[str] = set()
         self._wrote = False
+        self._failed = False
 
     @property
     def group_id(self) -> str:
@@ -129,6 +130,9 @@ class LakeSink:
             self._write(self.buffers.open_buffers())
             self._commit(consumer)
             log.info("sink stopped; every buffered event written and committed")
+        except BaseException:
+            self._failed = True  # close() revokes: write and commit nothing more
+            raise
         finally:
             self._running = False
             consumer.close()
@@ -259,8 +263,9 @@ class LakeSink:
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = {(tp.topic, tp.partition) for tp in partitions}
-        self._write(self.buffers.open_buffers(keys))
-        self._commit(consumer, only=keys)
+        if not self._failed:
+            self._write(self.buffers.open_buffers(keys))
+            self._commit(consumer, only=keys)
         self.buffers.forget(keys)
         log.info("partitions revoked", extra={"partitions": _describe(keys)})
 
