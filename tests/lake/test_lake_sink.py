@@ -247,3 +247,39 @@ def test_a_write_error_stops_the_sink_with_nothing_committed(
             sink.kill()
     assert "cannot write the lake" in log.read_text()
     assert set(committed(bootstrap_servers, group, topic).values()) == {-1001}
+
+
+def test_topic_patterns_pick_up_new_topics_and_skip_broker_copies(
+    bootstrap_servers: str, unique: Callable[[str], str], tmp_path: Path
+) -> None:
+    prefix = unique("lake.glob")
+    early, late, excluded = f"{prefix}.early", f"{prefix}.late", f"{prefix}.scratch"
+    group, lake = unique("lake.group"), tmp_path / "lake"
+    create_topics(bootstrap_servers, [early, excluded])
+    copy = delivered_event(early, 99)
+    produce(
+        bootstrap_servers,
+        [delivered_event(early, n) for n in range(50)]
+        + [delivered_event(excluded, n) for n in range(5)],
+        extra=[{  # what the broker writes to a retry topic: the event plus bookkeeping
+            "topic": early, "value": copy.payload,
+            "headers": [*copy.kafka_headers(), ("courier-original-topic", early.encode())],
+        }],
+    )  # fmt: skip
+    sink = start_sink(bootstrap_servers, lake, group, [f"{prefix}.*"], tmp_path / "sink.log",
+                      "--exclude", "*.scratch", "--topic-refresh", "0.5",
+                      "--roll-seconds", "0.2", "--skip-broker-copies")  # fmt: skip
+    try:
+        wait_until_committed(bootstrap_servers, group, [early])
+        create_topics(bootstrap_servers, [late])
+        produce(bootstrap_servers, [delivered_event(late, n) for n in range(20)])
+        wait_until_committed(bootstrap_servers, group, [early, late])
+        assert stop(sink) == 0
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+    rows = lake_query(lake, "select topic, count(*) as n from events group by 1 order by 1")
+    assert rows == [{"topic": early, "n": 50}, {"topic": late, "n": 20}]
+    assert lake_query(lake, f"select count(*) as n from events where id = '{copy.id}'") == [
+        {"n": 0}
+    ]
