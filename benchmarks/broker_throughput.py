@@ -261,6 +261,7 @@ def main() -> None:
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(),
                 "grpcio": grpc.__version__,
+                "load_average_1m_at_end": round(os.getloadavg()[0], 2),
             },
             "setup": {
                 "events": args.events,

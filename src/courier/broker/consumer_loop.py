@@ -152,7 +152,12 @@ class ConsumerLoop(threading.Thread):
             "fetch.wait.max.ms": 50,
             "queued.min.messages": PREFETCH_SLACK,
             "logger": _kafka_log,
+            "on_commit": self._on_commit,
         }
+
+    def _on_commit(self, error: KafkaError | None, offsets: list[TopicPartition]) -> None:
+        if self._control is not None:
+            self._control.committed(error, offsets)
 
     def _parts(self) -> tuple[PartitionControl, HandOffWriter]:
         assert self._control is not None and self._writer is not None
@@ -184,7 +189,7 @@ class ConsumerLoop(threading.Thread):
         if not records and busy:
             self._wait_for_result(0.05 if control.all_paused else 0.002)
         if time.monotonic() >= self._next_commit:
-            control.commit()
+            control.commit(asynchronous=True)
             control.update_lag()
             self._next_commit = time.monotonic() + self._settings.commit_interval
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from courier.broker.metrics import BrokerMetrics
 from courier.broker.partition_state import PartitionState
@@ -93,8 +93,15 @@ class PartitionControl:
     def all_paused(self) -> bool:
         return len(self.paused) >= len(self.partitions)
 
-    def commit(self, parts: Iterable[PartitionState] | None = None) -> None:
-        """Commit, synchronously, the done offsets of ``parts`` (default: all) that moved."""
+    def commit(
+        self, parts: Iterable[PartitionState] | None = None, *, asynchronous: bool = False
+    ) -> None:
+        """Commit the done offsets of ``parts`` (default: all) that moved.
+
+        The periodic commit is asynchronous, so the loop never waits for the group
+        coordinator (a failure is reported to :meth:`committed` and retried next time); the
+        commits on revoke and on stop wait for the answer.
+        """
         moved: list[tuple[PartitionState, int]] = []
         for part in self.partitions.values() if parts is None else parts:
             offset = part.tracker.committable()
@@ -103,10 +110,11 @@ class PartitionControl:
         if not moved:
             return
         try:
-            self.kafka.commit(
-                offsets=[TopicPartition(p.topic, p.partition, o) for p, o in moved],
-                asynchronous=False,
-            )
+            offsets = [TopicPartition(p.topic, p.partition, o) for p, o in moved]
+            if asynchronous:
+                self.kafka.commit(offsets=offsets, asynchronous=True)
+            else:
+                self.kafka.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             logger.warning(
                 "offset commit failed; trying again",
@@ -116,6 +124,20 @@ class PartitionControl:
         for part, offset in moved:
             part.last_committed = offset
         self.metrics.commits.labels(self.consumer).inc(len(moved))
+
+    def committed(self, error: KafkaError | None, offsets: list[TopicPartition]) -> None:
+        """The answer to an asynchronous commit (librdkafka's ``on_commit``)."""
+        failed = [tp for tp in offsets if tp.error is not None]
+        if error is None and not failed:
+            return
+        for tp in offsets:
+            part = self.partitions.get((tp.topic, tp.partition))
+            if part is not None and (error is not None or tp.error is not None):
+                part.last_committed = None  # commit it again next time
+        logger.warning(
+            "offset commit failed; trying again",
+            extra={"consumer": self.label, "error": str(error or failed[0].error)},
+        )
 
     def update_lag(self) -> None:
         """Set the lag gauge: high watermark (as last fetched) minus the committable offset."""
