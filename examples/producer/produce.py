@@ -16,6 +16,12 @@ import secrets
 import sys
 import time
 
+from courier.events import EventEnvelope
+
+
+def _line(event: EventEnvelope) -> str:
+    return json.dumps({"id": event.id, "type": event.type, "topic": event.topic}) + "\n"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -44,18 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.ids_out, "a", encoding="utf-8") as out:
         while produced < args.events:
             started = time.monotonic()
-            package, created_id = create_package(
+            package, created = create_package(
                 tracking_code=f"LG{secrets.token_hex(6).upper()}", sender="Loja Exemplo",
                 recipient=f"Cliente {rng.randint(1, 99999)}", city=rng.choice(cities),
                 weight_grams=rng.randint(100, 30000),
             )
-            out.write(json.dumps({"id": created_id, "type": "packages.v1.PackageCreated"}) + "\n")
+            out.write(_line(created))
             produced += 1
             if produced < args.events:
-                delivered_id = deliver_package(package, received_by="porteiro")
-                out.write(
-                    json.dumps({"id": delivered_id, "type": "packages.v1.PackageDelivered"}) + "\n"
-                )
+                out.write(_line(deliver_package(package, received_by="porteiro")))
                 produced += 1
             out.flush()
             if interval:

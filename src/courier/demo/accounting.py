@@ -1,0 +1,204 @@
+"""Where every produced event is: on Kafka, delivered to each method, or in a DLQ.
+
+The demo's promise is a reconciliation: each produced event id must be delivered to every
+consumer method whose topic carries it, or sit in that consumer's DLQ. Nothing else is
+acceptable, and nothing is counted twice (the consumers' tables are keyed by event id
+and method).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from courier.broker.config import BrokerConfig
+from courier.events import H_ID
+
+
+@dataclass(frozen=True)
+class Route:
+    """One consumer method that must receive every event of ``topic``."""
+
+    consumer: str
+    method: str
+    topic: str
+    table: str
+    dlq_topic: str
+
+
+@dataclass(frozen=True)
+class RouteTally:
+    route: Route
+    expected: int
+    delivered: int
+    dead_lettered: int
+    missing: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    produced: int
+    on_kafka: int
+    tallies: tuple[RouteTally, ...]
+    retried: int
+    dead_lettered: int
+
+    @property
+    def complete(self) -> bool:
+        return self.produced > 0 and all(t.missing == 0 for t in self.tallies)
+
+
+def routes_for(config: BrokerConfig, tables: dict[str, str]) -> list[Route]:
+    """Every (consumer, method, topic) of the broker config; ``tables`` maps consumer -> table."""
+    return [
+        Route(name, ref.method, dist.topic, tables[name], consumer.dlq_topic)
+        for name, consumer in config.consumers.items()
+        for dist in consumer.distribution
+        for ref in dist.methods
+    ]
+
+
+def read_produced(ids_file: Path) -> dict[str, str]:
+    """event id -> topic, from the producer's log of committed events."""
+    produced: dict[str, str] = {}
+    if not ids_file.exists():
+        return produced
+    for line in ids_file.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            produced[record["id"]] = record["topic"]
+    return produced
+
+
+class Accountant:
+    """Counts, on demand, what the demo's services have done so far."""
+
+    def __init__(
+        self,
+        *,
+        routes: list[Route],
+        ids_file: Path,
+        database_url: str,
+        bootstrap_servers: str,
+        broker_metrics_url: str | None,
+    ) -> None:
+        self.routes = routes
+        self.ids_file = ids_file
+        self.database_url = database_url
+        self.broker_metrics_url = broker_metrics_url
+        self._kafka = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": "courier-demo-accountant",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        self._dlq_ids: dict[str, set[str]] = {}
+        self._dlq_positions: dict[tuple[str, int], int] = {}
+
+    def close(self) -> None:
+        self._kafka.close()
+
+    def snapshot(self) -> Snapshot:
+        produced = read_produced(self.ids_file)
+        delivered = self._delivered()
+        tallies = []
+        for route in self.routes:
+            expected = {i for i, topic in produced.items() if topic == route.topic}
+            got = delivered.get((route.table, route.method), set()) & expected
+            dead = self._dlq(route.dlq_topic) & (expected - got)
+            tallies.append(
+                RouteTally(route, len(expected), len(got), len(dead), len(expected - got - dead))
+            )
+        topics = sorted({r.topic for r in self.routes})
+        dlq_topics = sorted({r.dlq_topic for r in self.routes})
+        return Snapshot(
+            produced=len(produced),
+            on_kafka=self._records_on(topics),
+            tallies=tuple(tallies),
+            retried=int(self._metric_sum("courier_broker_retries_total")),
+            dead_lettered=sum(len(self._dlq(t)) for t in dlq_topics),
+        )
+
+    def _delivered(self) -> dict[tuple[str, str], set[str]]:
+        found: dict[tuple[str, str], set[str]] = {}
+        with psycopg2.connect(self.database_url) as conn, conn.cursor() as cur:
+            for table in sorted({r.table for r in self.routes}):
+                cur.execute("SELECT to_regclass(%s)", (table,))
+                row = cur.fetchone()
+                if row is None or row[0] is None:
+                    continue
+                cur.execute(f'SELECT method, event_id FROM "{table}"')
+                for method, event_id in cur.fetchall():
+                    found.setdefault((table, method), set()).add(event_id)
+        conn.close()
+        return found
+
+    def _partitions(self, topic: str) -> list[int]:
+        metadata = self._kafka.list_topics(topic, timeout=5)
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None:
+            return []
+        return sorted(info.partitions)
+
+    def _records_on(self, topics: Iterable[str]) -> int:
+        total = 0
+        for topic in topics:
+            for partition in self._partitions(topic):
+                if (marks := self._watermarks(topic, partition)) is not None:
+                    total += marks[1] - marks[0]
+        return total
+
+    def _watermarks(self, topic: str, partition: int) -> tuple[int, int] | None:
+        """Low and high offsets, or None while Kafka is still electing a leader (new topic)."""
+        try:
+            low, high = self._kafka.get_watermark_offsets(TopicPartition(topic, partition), 5)
+        except KafkaException:
+            return None
+        return int(low), int(high)
+
+    def _dlq(self, topic: str) -> set[str]:
+        """Event ids in ``topic``, read incrementally from where the last call stopped."""
+        ids = self._dlq_ids.setdefault(topic, set())
+        for partition in self._partitions(topic):
+            if (marks := self._watermarks(topic, partition)) is None:
+                continue
+            high = marks[1]
+            position = self._dlq_positions.get((topic, partition), 0)
+            if position >= high:
+                continue
+            self._kafka.assign([TopicPartition(topic, partition, position)])
+            while position < high:
+                message = self._kafka.poll(2.0)
+                if message is None:
+                    break
+                if message.error() is not None:
+                    continue
+                position = (message.offset() or 0) + 1
+                raw = message.headers() or []
+                for name, value in raw.items() if isinstance(raw, dict) else raw:
+                    if name == H_ID and isinstance(value, bytes):
+                        ids.add(value.decode("utf-8", "replace"))
+            self._dlq_positions[(topic, partition)] = position
+        return ids
+
+    def _metric_sum(self, name: str) -> float:
+        if not self.broker_metrics_url:
+            return 0.0
+        try:
+            with urllib.request.urlopen(self.broker_metrics_url, timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return 0.0
+        total = 0.0
+        for line in text.splitlines():
+            if line.split("{", 1)[0].split(" ", 1)[0] == name:
+                total += float(line.rsplit(" ", 1)[-1])
+        return total

@@ -1,0 +1,85 @@
+"""The demo's child processes: started with their own log files, stopped on any exit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from courier.devstack.processes import StackError, port_is_free
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_file: Path
+
+
+@dataclass
+class Supervisor:
+    """Starts the demo's services and guarantees they are all stopped afterwards."""
+
+    run_dir: Path
+    env: dict[str, str]
+    cwd: Path
+    children: list[Child] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], *, ports: tuple[int, ...] = ()) -> Child:
+        for port in ports:
+            if not port_is_free(port):
+                raise StackError(f"{name}: port {port} on 127.0.0.1 is already in use")
+        log_file = self.run_dir / f"{name}.log"
+        with log_file.open("ab") as log:
+            process = subprocess.Popen(
+                argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        child = Child(name, process, log_file)
+        self.children.append(child)
+        return child
+
+    def python(self, name: str, module: str, *args: str, ports: tuple[int, ...] = ()) -> Child:
+        return self.start(name, [sys.executable, "-m", module, *args], ports=ports)
+
+    def courier(self, name: str, *args: str, ports: tuple[int, ...] = ()) -> Child:
+        return self.python(name, "courier", *args, ports=ports)
+
+    def check_alive(self, allow_exit: frozenset[str] | set[str] = frozenset()) -> None:
+        """Fail loudly, with the log's tail, when a service died (or a job in ``allow_exit``
+        failed)."""
+        for child in self.children:
+            code = child.process.poll()
+            if code is not None and (child.name not in allow_exit or code != 0):
+                tail = child.log_file.read_text(errors="replace").strip().splitlines()[-6:]
+                raise StackError(
+                    f"{child.name} exited with code {code}; last lines of {child.log_file}:\n  "
+                    + "\n  ".join(tail)
+                )
+
+    def stop_all(self, timeout: float = 20.0) -> None:
+        """SIGTERM every child (newest first), SIGKILL what is still there after ``timeout``."""
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in reversed(self.children):
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                child.process.wait(remaining)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait(5)
+        self.children.clear()
