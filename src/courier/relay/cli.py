@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 from enum import StrEnum
-from types import FrameType
 
 import typer
 from rich.console import Console
 
 from courier import settings
+from courier._signals import stop_on_signals
 from courier.outbox.connections import DatabaseUnavailable
 from courier.outbox.table import InvalidTableName, check_table_name, dialect_of
 from courier.relay.debezium import connector_config, connector_request
 from courier.relay.errors import RelaySetupError
-from courier.relay.logs import configure_logging
-from courier.relay.metrics import MetricsServer, RelayMetrics
+from courier.observability.logging import (
+    LOG_FORMAT_HELP,
+    configure_logging,
+    resolve_log_format,
+)
+from courier.observability.metrics_server import (
+    DEFAULT_METRICS_HOST,
+    MetricsServer,
+    MetricsServerError,
+)
+from courier.relay.metrics import RelayMetrics
 from courier.relay.publisher import DeliveryFailed, KafkaPublisher
+from courier.relay.snapshot import SnapshotFailed
 
 app = typer.Typer(help="Ship outbox rows to Kafka.", no_args_is_help=True)
 _err = Console(stderr=True)
@@ -77,7 +86,10 @@ def run(
     metrics_port: int = typer.Option(
         None, "--metrics-port", help="Serve /metrics and /healthz on this port."
     ),
-    metrics_host: str = typer.Option("0.0.0.0", "--metrics-host", help="Metrics bind address."),
+    metrics_host: str = typer.Option(
+        DEFAULT_METRICS_HOST, "--metrics-host", help="Metrics bind address."
+    ),
+    log_format: str = typer.Option(None, "--log-format", help=LOG_FORMAT_HELP),
 ) -> None:
     """Relay outbox rows to Kafka until SIGTERM; at least once, in commit order per key."""
     url = settings.database_url(database_url)
@@ -90,34 +102,31 @@ def run(
     if chosen is Mode.log and dialect != "postgresql":
         raise _fail(f"--mode log needs Postgres; {dialect} works with --mode poll", 2)
     overrides = _producer_overrides(producer_config)
+    try:
+        chosen_format = resolve_log_format(log_format)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
 
     stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    restore_logging = configure_logging()
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    restore_logging = configure_logging(log_format=chosen_format)
     metrics = RelayMetrics(mode=chosen.value)
     server = None
     try:
-        if metrics_port is not None:
-            try:
-                server = MetricsServer(
-                    metrics.registry, lambda: metrics.healthy, metrics_host, metrics_port
-                ).start()
-            except OSError as exc:
-                raise _fail(
-                    f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}", 2
-                ) from None
-        publisher = KafkaPublisher(settings.bootstrap_servers(bootstrap_servers), overrides)
-        if chosen is Mode.log:
-            _run_log(url, table, slot, publication, cleanup_after, publisher, metrics, stop)
-        else:
-            _run_poll(url, table, batch_size, poll_interval, publisher, metrics, stop)
+        with stop_on_signals(stop.set, log):
+            if metrics_port is not None:
+                try:
+                    server = MetricsServer(
+                        metrics.registry, lambda: metrics.healthy, metrics_host, metrics_port
+                    ).start()
+                except MetricsServerError as exc:
+                    raise _fail(str(exc), 2) from None
+            publisher = KafkaPublisher(settings.bootstrap_servers(bootstrap_servers), overrides)
+            if chosen is Mode.log:
+                _run_log(url, table, slot, publication, cleanup_after, publisher, metrics, stop)
+            else:
+                _run_poll(url, table, batch_size, poll_interval, publisher, metrics, stop)
         log.info("relay stopped")
-    except DeliveryFailed as exc:
+    except (DeliveryFailed, SnapshotFailed) as exc:
         log.error("relay stopped: Kafka did not take an event", extra={"error": str(exc)})
         raise typer.Exit(1) from None
     except DatabaseUnavailable as exc:
@@ -125,8 +134,6 @@ def run(
     finally:
         if server is not None:
             server.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         restore_logging()
 
 

@@ -42,6 +42,7 @@ from courier.relay.housekeeping import Housekeeping
 from courier.relay.metrics import RelayMetrics
 from courier.relay.publisher import KafkaPublisher
 from courier.relay.records import InvalidOutboxRow, envelope_from_row
+from courier.relay.snapshot import SlotState, publish_snapshot
 
 log = logging.getLogger("courier.relay")
 
@@ -168,25 +169,46 @@ class LogicalRelay:
                 )
                 with suppress(psycopg2.errors.DuplicateObject):  # another relay was first
                     cur.execute(statement)
-            cur.execute(
-                "SELECT plugin FROM pg_replication_slots WHERE slot_name = %s", (self.config.slot,)
-            )
-            row = cur.fetchone()
-            if row is not None:
-                if row[0] != "pgoutput":
-                    raise RelaySetupError(
-                        f"replication slot {self.config.slot!r} uses plugin {row[0]!r}, "
-                        "not pgoutput: choose another --slot"
-                    )
-                return False
+            state = SlotState(cur, schema, self.config.slot)
+            state.ensure_table()
+            lock_key = f"courier_relay_slot:{schema}:{self.config.slot}"
+            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_key,))
             try:
-                cur.execute(
-                    "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.config.slot,)
+                return self._ensure_slot_locked(cur, state, schema, name)
+            finally:
+                cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_key,))
+
+    def _ensure_slot_locked(self, cur: Any, state: SlotState, schema: str, name: str) -> bool:
+        cur.execute(
+            "SELECT plugin FROM pg_replication_slots WHERE slot_name = %s", (self.config.slot,)
+        )
+        row = cur.fetchone()
+        if row is not None:
+            if row[0] != "pgoutput":
+                raise RelaySetupError(
+                    f"replication slot {self.config.slot!r} uses plugin {row[0]!r}, "
+                    "not pgoutput: choose another --slot"
                 )
-            except psycopg2.errors.DuplicateObject:
+            known = state.get()
+            if known != SlotState.SNAPSHOT:
+                if known is None:  # a slot made before Courier kept state: it streams as is
+                    state.set(SlotState.DONE)
                 return False
-            log.info("replication slot created", extra={"slot": self.config.slot})
-            return True
+            log.warning(
+                "the initial snapshot of this slot did not finish; taking it again",
+                extra={"slot": self.config.slot},
+            )
+            cur.execute("SELECT pg_drop_replication_slot(%s)", (self.config.slot,))
+        state.set(SlotState.SNAPSHOT)
+        lsn, rows = publish_snapshot(
+            self._dsn, schema, name, self.config.slot, self.publisher, self.metrics.acked
+        )
+        state.set(SlotState.DONE, lsn=lsn, rows=rows)
+        log.info(
+            "replication slot created; initial snapshot published",
+            extra={"slot": self.config.slot, "consistent_lsn": lsn, "rows": rows},
+        )
+        return True
 
     def drop_slot(self) -> None:
         """Drop the slot (waiting briefly for it to become inactive) and the publication."""
@@ -203,6 +225,9 @@ class LogicalRelay:
                     cur.execute("SELECT pg_drop_replication_slot(%s)", (self.config.slot,))
                     break
                 time.sleep(0.1)
+            schema, _table = self.config.schema_and_table
+            with suppress(psycopg2.errors.UndefinedTable):
+                SlotState(cur, schema, self.config.slot).forget()
             cur.execute(
                 sql.SQL("DROP PUBLICATION IF EXISTS {}").format(
                     sql.Identifier(self.config.publication)
