@@ -28,9 +28,11 @@ import grpc
 
 from courier.broker.breaker import BreakerState, CircuitBreaker
 from courier.broker.config import ConsumerConfig, TlsSettings
+from courier.broker.delivery_trace import DeliveryTrace, traced_delivery
 from courier.broker.metrics import BrokerMetrics
 from courier.broker.status_actions import Action, action_for
 from courier.events import EventEnvelope, format_time
+from courier.observability.tracing import TRACE_LINKS_HEADER
 
 # Longest sleep while waiting for the breaker: a close caused by another call is seen soon.
 _BREAKER_POLL = 0.1
@@ -54,6 +56,10 @@ class DeliveryRequest:
     payload: bytes
     metadata: tuple[tuple[str, str], ...]
     attempt: int
+    topic: str = ""
+    """The topic the event was first published to (for the delivery span)."""
+    trace_links: str | None = None
+    """``courier-trace-links`` of a retry record: the previous hop's delivery spans."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ class DeliveryOutcome:
     details: str
     calls: int
     """gRPC calls made for this outcome (1 + in-memory retries + probes)."""
+    traceparent: str | None = None
+    """The delivery span's W3C traceparent, when tracing is on."""
 
     @property
     def action(self) -> Action:
@@ -109,6 +117,8 @@ def delivery_request(envelope: EventEnvelope, attempt: int) -> DeliveryRequest:
         payload=envelope.payload,
         metadata=call_metadata(envelope, attempt),
         attempt=attempt,
+        topic=envelope.topic,
+        trace_links=envelope.headers.get(TRACE_LINKS_HEADER),
     )
 
 
@@ -174,7 +184,15 @@ class ConsumerDeliverer:
         return list(await asyncio.gather(*(self.deliver_one(m, request) for m in methods)))
 
     async def deliver_one(self, method: str, request: DeliveryRequest) -> DeliveryOutcome:
-        """Call ``method`` until it answers a non-retryable status or retries are spent."""
+        """Call ``method`` until it answers a non-retryable status or retries are spent.
+
+        Inside a delivery span when tracing is on (:mod:`courier.broker.delivery_trace`).
+        """
+        with traced_delivery(self.consumer, method, request) as traced:
+            return traced.finish(await self._deliver_traced(method, traced))
+
+    async def _deliver_traced(self, method: str, traced: DeliveryTrace) -> DeliveryOutcome:
+        request = traced.request
         policy = self.consumer.retry
         failures = 0  # retryable failures of calls made while the breaker was closed
         calls = 0
@@ -187,6 +205,7 @@ class ConsumerDeliverer:
                     self.breaker.release_probe()
                 raise
             calls += 1
+            traced.call(code, probe)
             retry = action_for(code) is Action.RETRY
             if retry:
                 self.breaker.record_failure(probe=probe)

@@ -21,6 +21,7 @@ from typing import Literal
 
 from courier.broker.config import ConsumerConfig
 from courier.broker.delivery import DeliveryOutcome
+from courier.broker.delivery_trace import with_trace_links
 from courier.broker.retry_headers import Headers, RetryState, with_retry_state
 from courier.broker.status_actions import Action
 
@@ -87,7 +88,7 @@ def plan_handoffs(
             new = state.next_attempt(
                 failed_methods=methods, last_status=status, last_error=error, due_at_ms=due
             )
-        plans.append(_record("retry", consumer.retry_topic, source, new))
+        plans.append(_record("retry", consumer.retry_topic, source, new, retry))
     elif retry:
         dead = retry + dead
     if dead:
@@ -110,7 +111,7 @@ def plan_handoffs(
             last_error=error,
             attempt=made,
         )
-        plans.append(_record("dlq", consumer.dlq_topic, source, new))
+        plans.append(_record("dlq", consumer.dlq_topic, source, new, dead))
     return plans
 
 
@@ -148,14 +149,21 @@ def _summary(outcomes: Sequence[DeliveryOutcome]) -> tuple[str, str]:
 
 
 def _record(
-    kind: Literal["retry", "dlq"], topic: str, source: SourceRecord, state: RetryState
+    kind: Literal["retry", "dlq"],
+    topic: str,
+    source: SourceRecord,
+    state: RetryState,
+    failed: Sequence[DeliveryOutcome] | None = None,
 ) -> HandOff:
     headers: Headers = source.headers
+    kept = with_retry_state(headers, state)
     return HandOff(
         kind=kind,
         topic=topic,
         key=source.key,
         value=source.value,
-        headers=with_retry_state(headers, state),
+        # The failed deliveries' spans, for the next delivery's span links (a record that was
+        # never delivered keeps the links it came with).
+        headers=kept if failed is None else with_trace_links(kept, failed),
         state=state,
     )

@@ -6,7 +6,9 @@ left alone) the interceptor:
 - decodes the request itself, so a payload that is not the method's message is answered
   ``INVALID_ARGUMENT`` (dead-lettered) instead of grpc's generic retried error;
 - maps handler exceptions to status codes with :func:`courier.consumer.errors.status_for_exception`;
-- reports each finished call as a :class:`HandledCall` to its observers (metrics, logs).
+- reports each finished call as a :class:`HandledCall` to its observers (metrics, logs);
+- with tracing on, runs the handler in a SERVER span continuing the call's ``traceparent``
+  (:func:`courier.observability.tracing.start_handler_span`).
 
 It works for plain generated servicers: nothing in the handler needs to know about it.
 """
@@ -25,6 +27,7 @@ import grpc.aio
 
 from courier.consumer.errors import status_already_chosen, status_for_exception
 from courier.consumer.metadata import EventMetadata, MissingEventMetadata
+from courier.observability.tracing import HandlerSpan, start_handler_span
 
 _GRPC_OWN_SERVICES = "/grpc."
 
@@ -125,6 +128,7 @@ def _notify(
     details: grpc.HandlerCallDetails,
     outcome: _Outcome,
     started: float,
+    span: HandlerSpan | None = None,
 ) -> None:
     call = HandledCall(
         method=str(details.method),
@@ -133,8 +137,12 @@ def _notify(
         seconds=time.perf_counter() - started,
         invocation_metadata=tuple(details.invocation_metadata or ()),
     )
-    for observe in observers:
-        observe(call)
+    try:
+        for observe in observers:
+            observe(call)
+    finally:
+        if span is not None:  # ended after the observers: their logs carry the trace id
+            span.end(outcome.code.name, outcome.code.value[0], outcome.details)
 
 
 def _wrap_sync(
@@ -149,19 +157,22 @@ def _wrap_sync(
     def handle(raw: bytes, context: grpc.ServicerContext) -> Any:
         started = time.perf_counter()
         outcome = _Outcome()
+        span = start_handler_span(str(details.method), details.invocation_metadata)
         try:
             request = deserialize(raw) if deserialize is not None else raw
             response = behavior(request, context)
             outcome.from_context(context)
             return response
         except Exception as exc:
+            if span is not None:
+                span.failed(exc)
             if status_already_chosen(exc, context):
                 outcome.from_context(context)
                 raise
             outcome.code, outcome.details = status_for_exception(exc)
             context.abort(outcome.code, outcome.details)
         finally:
-            _notify(observers, details, outcome, started)
+            _notify(observers, details, outcome, started, span)
 
     # request_deserializer=None: the raw bytes reach `handle`, which decodes them itself.
     return grpc.unary_unary_rpc_method_handler(
@@ -181,6 +192,7 @@ def _wrap_async(
     async def handle(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
         outcome = _Outcome()
+        span = start_handler_span(str(details.method), details.invocation_metadata)
         try:
             request = deserialize(raw) if deserialize is not None else raw
             if is_async:
@@ -190,13 +202,15 @@ def _wrap_async(
             outcome.from_context(context)
             return response
         except Exception as exc:
+            if span is not None:
+                span.failed(exc)
             if status_already_chosen(exc, context):
                 outcome.from_context(context)
                 raise
             outcome.code, outcome.details = status_for_exception(exc)
             await context.abort(outcome.code, outcome.details)
         finally:
-            _notify(observers, details, outcome, started)
+            _notify(observers, details, outcome, started, span)
 
     return grpc.unary_unary_rpc_method_handler(
         handle, request_deserializer=None, response_serializer=handler.response_serializer

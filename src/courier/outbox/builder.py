@@ -20,6 +20,7 @@ to Kafka afterwards. Nothing here talks to Kafka.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from typing import Any
 from google.protobuf.message import Message as ProtoMessage
 
 from courier.events import EventEnvelope, uuid7
+from courier.observability.tracing import current_trace_headers, outbox_save_span
 from courier.outbox.topics import key_from_message, topic_for
 from courier.settings import ENV_SERVICE_NAME, service_name
 
@@ -80,18 +82,40 @@ class OutboxEvent:
 
         Raises :class:`OutboxTransactionError` when no transaction is open, unless
         ``allow_outside_transaction`` is true.
+
+        With an OpenTelemetry SDK configured, the write happens in a ``create <topic>``
+        PRODUCER span (child of the trace context captured by :func:`build_event`), and the
+        row stores that span's ``traceparent``: the returned envelope carries it.
         """
+        envelope = self.envelope
+        with outbox_save_span(
+            envelope.topic, envelope.id, envelope.type, envelope.key, envelope.headers
+        ) as headers:
+            if headers is not envelope.headers:
+                envelope = dataclasses.replace(envelope, headers=headers)
+            self._write(envelope, session, using, table, allow_outside_transaction, table_less)
+        return envelope
+
+    @staticmethod
+    def _write(
+        envelope: EventEnvelope,
+        session: Any,
+        using: str | None,
+        table: str | None,
+        allow_outside_transaction: bool,
+        table_less: bool,
+    ) -> None:
         if session is None:
             from courier.outbox.django.writer import save_with_django
 
             save_with_django(
-                self.envelope, using=using, allow=allow_outside_transaction, table_less=table_less
+                envelope, using=using, allow=allow_outside_transaction, table_less=table_less
             )
         elif type(session).__module__.startswith("sqlalchemy"):
             from courier.outbox.sqlalchemy import save_with_sqlalchemy
 
             save_with_sqlalchemy(
-                self.envelope,
+                envelope,
                 session,
                 table=table,
                 allow=allow_outside_transaction,
@@ -101,13 +125,12 @@ class OutboxEvent:
             from courier.outbox.dbapi import save_with_dbapi
 
             save_with_dbapi(
-                self.envelope,
+                envelope,
                 session,
                 table=table,
                 allow=allow_outside_transaction,
                 table_less=table_less,
             )
-        return self.envelope
 
 
 def build_event(
@@ -163,16 +186,3 @@ def _default_source() -> str:
                 return str(configured)
     return service_name()
 
-
-def current_trace_headers() -> dict[str, str]:
-    """W3C ``traceparent``/``tracestate`` of the active OpenTelemetry span (empty when none)."""
-    try:
-        from opentelemetry import trace
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-    except ImportError:
-        return {}
-    if not trace.get_current_span().get_span_context().is_valid:
-        return {}
-    carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier)
-    return carrier

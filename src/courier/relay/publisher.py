@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from courier.events import EventEnvelope
+from courier.observability.tracing import end_send_span, start_send_span
 
 AckCallback = Callable[[], None]
 
@@ -64,9 +65,13 @@ class KafkaPublisher:
         ``while_waiting`` runs between waits, e.g. to keep a replication connection alive.
         """
         self.raise_if_failed()
+        # The `send` span (a child of the event's stored trace context) ends at Kafka's answer.
+        span = start_send_span(envelope.topic, envelope.id, envelope.type, envelope.headers)
 
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
+        def delivered(err: KafkaError | None, msg: Message) -> None:
             self.in_flight -= 1
+            if span is not None:
+                end_send_span(span, err, msg.partition(), msg.offset())
             if err is not None:
                 if self.failure is None:
                     self.failure = DeliveryFailed(envelope.topic, envelope.id, err)
@@ -91,6 +96,8 @@ class KafkaPublisher:
                 if while_waiting is not None:
                     while_waiting()
             except KafkaException as exc:
+                if span is not None:
+                    end_send_span(span, exc, None, None)
                 raise DeliveryFailed(envelope.topic, envelope.id, exc) from exc
 
     def poll(self, timeout: float = 0.0) -> None:
