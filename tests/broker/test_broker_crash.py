@@ -102,7 +102,7 @@ def test_kill_9_mid_stream_loses_nothing(
                 "courier_broker_in_flight",
                 "courier_broker_breaker_state",
                 "courier_broker_consumer_lag",
-                "courier_broker_end_to_end_seconds",
+                "courier_broker_end_to_end_latency_seconds",
             ):
                 assert metric in metrics, metric
             assert f'courier_broker_in_flight{{consumer="{name}"}} 0.0' in metrics

@@ -9,8 +9,9 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
-from courier.relay.logs import JsonFormatter, configure_logging
-from courier.relay.metrics import MetricsServer, RelayMetrics
+from courier.observability.logging import JsonFormatter, configure_logging
+from courier.observability.metrics_server import MetricsServer
+from courier.relay.metrics import RelayMetrics
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -34,8 +35,8 @@ def test_metrics_and_health_endpoints() -> None:
         status, text = _get(base + "/metrics")
         assert status == 200
         assert 'courier_relay_events_published_total{topic="shop.orders"} 1.0' in text
-        assert "courier_relay_lag_seconds_count 1.0" in text
-        assert 'courier_relay_lag_seconds_bucket{le="0.1"} 0.0' in text
+        assert 'courier_relay_lag_seconds_count{topic="shop.orders"} 1.0' in text
+        assert 'courier_relay_lag_seconds_bucket{le="0.1",topic="shop.orders"} 0.0' in text
         assert "courier_relay_slot_lag_bytes 1234.0" in text
         assert _get(base + "/nope")[0] == 404
     finally:
@@ -56,7 +57,7 @@ def test_json_lines_carry_extra_fields() -> None:
 
 def test_not_a_tty_means_json() -> None:
     stream = io.StringIO()
-    restore = configure_logging(stream=stream)
+    restore = configure_logging(stream=stream, log_format=None)
     try:
         logging.getLogger("courier.relay").info("hello", extra={"n": 1})
     finally:

@@ -16,6 +16,8 @@ from rich.table import Table
 
 from courier import settings
 from courier.broker.config import BrokerConfig, ConfigError, load_config
+from courier.observability.logging import LOG_FORMAT_HELP, resolve_log_format
+from courier.observability.metrics_server import DEFAULT_METRICS_HOST
 
 app = typer.Typer(help="Deliver Kafka events to consumer services over gRPC.", no_args_is_help=True)
 _out = Console()
@@ -91,6 +93,10 @@ def run(
         None, "--metrics-port", help="Serve Prometheus /metrics and /healthz on this port."
     ),
     admin_port: int = typer.Option(None, "--admin-port", help="Serve the admin page on this port."),
+    metrics_host: str = typer.Option(
+        DEFAULT_METRICS_HOST, "--metrics-host", help="Metrics bind address."
+    ),
+    log_format: str = typer.Option(None, "--log-format", help=LOG_FORMAT_HELP),
 ) -> None:
     """Deliver events from Kafka to the configured consumer services until SIGTERM."""
     broker = load_or_exit(config)
@@ -100,6 +106,11 @@ def run(
         _error(f"error: --only {', '.join(unknown)}: no such consumer in {config} (known: {known})")
         raise typer.Exit(2)
     try:
+        chosen_format = resolve_log_format(log_format)
+    except ValueError as exc:
+        _error(f"error: {exc}")
+        raise typer.Exit(2) from None
+    try:
         from courier.broker.runner import run_broker
     except ImportError as exc:
         _error(f"error: the delivery engine is not available: {exc}")
@@ -108,6 +119,8 @@ def run(
         "only": list(dict.fromkeys(only)) or None,
         "bootstrap_servers": settings.bootstrap_servers(bootstrap_servers),
         "metrics_port": metrics_port,
+        "metrics_host": metrics_host,
+        "log_format": chosen_format,
     }
     if admin_port is not None:
         if "admin_port" not in inspect.signature(run_broker).parameters:

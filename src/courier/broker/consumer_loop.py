@@ -36,6 +36,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from courier.broker.breaker import BreakerState, CircuitBreaker
 from courier.broker.config import ConsumerConfig
 from courier.broker.delivery import ConsumerDeliverer, DeliveryOutcome
+from courier.broker.delivery_log import log_final_outcomes
 from courier.broker.delivery_loop import DeliveryLoop
 from courier.broker.handoff import HandOff, plan_handoffs, plan_invalid
 from courier.broker.handoff_writer import HandOffWriter, handoff_producer
@@ -217,6 +218,7 @@ class ConsumerLoop(threading.Thread):
             return  # fetched just before a revoke: the next owner reads it
         if not control.admit(part, source.offset):
             return
+        self._metrics.events_read.labels(self.config.name, source.topic).inc()
         if part.is_retry:
             read = read_retry_record(part, source)
         else:
@@ -326,15 +328,14 @@ class ConsumerLoop(threading.Thread):
         follower = part.release_key(event)
         if follower is not None:
             self._ready(follower)
-        self._log_outcomes(event, outcomes)
-        assert event.envelope is not None
-        if all(o.action is Action.COMMIT for o in outcomes):
-            self._metrics.end_to_end.labels(self.config.name).observe(
-                max(0.0, time.time() - event.envelope.time.timestamp())
-            )
-        self._write(
-            event, plan_handoffs(self.config, event.source, event.state, outcomes, now_ms())
-        )
+        assert event.envelope is not None and event.request is not None
+        age = max(0.0, time.time() - event.envelope.time.timestamp())
+        for outcome in outcomes:
+            if outcome.action is Action.COMMIT:
+                self._metrics.end_to_end.labels(self.config.name, outcome.method).observe(age)
+        plans = plan_handoffs(self.config, event.source, event.state, outcomes, now_ms())
+        log_final_outcomes(self.config.name, event.request, event.source, outcomes, plans)
+        self._write(event, plans)
 
     def _write(self, event: TrackedEvent, plans: Sequence[HandOff]) -> None:
         """Hand ``plans`` to Kafka; the event is done when every one is acknowledged."""
@@ -355,26 +356,6 @@ class ConsumerLoop(threading.Thread):
     def _finish(self, event: TrackedEvent) -> None:
         event.partition.done(event)
         self._metrics.in_flight.labels(self.config.name).dec()
-
-    def _log_outcomes(self, event: TrackedEvent, outcomes: Iterable[DeliveryOutcome]) -> None:
-        assert event.envelope is not None and event.request is not None
-        for outcome in outcomes:
-            if outcome.action is Action.COMMIT:
-                continue
-            logger.warning(
-                "delivery failed",
-                extra={
-                    "event_id": event.envelope.id,
-                    "event_type": event.envelope.type,
-                    "consumer": self.config.name,
-                    "method": outcome.method,
-                    "attempt": event.request.attempt,
-                    "calls": outcome.calls,
-                    "status": outcome.status,
-                    "action": outcome.action.value,
-                    "error": outcome.details,
-                },
-            )
 
     # -- rebalance and stop -----------------------------------------------------------------
 

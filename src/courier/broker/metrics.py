@@ -1,25 +1,6 @@
-"""The broker's Prometheus metrics (served on ``--metrics-port`` with ``/healthz``).
+"""The broker's Prometheus metrics (served by :mod:`courier.observability.metrics_server`).
 
-==========================================  =========  =====================================
-``courier_broker_deliveries_total``         counter    gRPC calls by consumer, method and
-                                                       outcome (the status, lower case)
-``courier_broker_delivery_seconds``         histogram  one gRPC call, by consumer and method
-``courier_broker_in_flight``                gauge      events read and not yet done, by
-                                                       consumer (includes held retry records)
-``courier_broker_retries_total``            counter    by consumer and kind: ``in_memory``
-                                                       (a call repeated after backoff) or
-                                                       ``retry_topic`` (hand-offs acked by Kafka)
-``courier_broker_dlq_writes_total``         counter    DLQ records acked by Kafka, by consumer
-                                                       and last status
-``courier_broker_kafka_write_failures_total``  counter  retry/DLQ writes Kafka refused (each is
-                                                       written again; progress waits)
-``courier_broker_breaker_state``            gauge      0 closed, 1 half-open, 2 open
-``courier_broker_consumer_lag``             gauge      high watermark - committable offset, by
-                                                       consumer, topic and partition
-``courier_broker_end_to_end_seconds``       histogram  event time (``ce_time``) to the last
-                                                       method's success, by consumer
-``courier_broker_committed_offsets_total``  counter    offset commits that moved a partition
-==========================================  =========  =====================================
+Every metric, its type, labels and meaning: ``docs/metrics.md`` (a test keeps the two equal).
 """
 
 from __future__ import annotations
@@ -36,6 +17,12 @@ class BrokerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.events_read = Counter(
+            "courier_broker_events_read",
+            "Records read from Kafka (distribution and retry topics), by consumer and topic.",
+            ["consumer", "topic"],
+            registry=r,
+        )
         self.deliveries = Counter(
             "courier_broker_deliveries",
             "gRPC delivery calls by consumer, method and outcome (status name, lower case).",
@@ -86,9 +73,9 @@ class BrokerMetrics:
             registry=r,
         )
         self.end_to_end = Histogram(
-            "courier_broker_end_to_end_seconds",
-            "Event time (ce_time) to the successful delivery to its last method.",
-            ["consumer"],
+            "courier_broker_end_to_end_latency_seconds",
+            "Event creation time (ce_time) to its successful delivery to one method.",
+            ["consumer", "method"],
             buckets=_E2E_BUCKETS,
             registry=r,
         )

@@ -16,15 +16,14 @@ service, or several, have).
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
 import time
 from collections.abc import Iterable
-from types import FrameType
 
 from confluent_kafka import KafkaException
 
+from courier._signals import install_stop_handlers
 from courier.broker.breaker import BreakerState, CircuitBreaker
 from courier.broker.config import BrokerConfig, ConsumerConfig
 from courier.broker.consumer_loop import ConsumerLoop
@@ -34,8 +33,12 @@ from courier.broker.kafka_clients import admin_client, unreachable_message
 from courier.broker.method_resolution import MethodResolutionError, PathResolver
 from courier.broker.metrics import BrokerMetrics
 from courier.broker.subscriptions import LoopSettings, subscriptions
-from courier.relay.logs import configure_logging
-from courier.relay.metrics import MetricsServer
+from courier.observability.logging import LogFormat, configure_logging
+from courier.observability.metrics_server import (
+    DEFAULT_METRICS_HOST,
+    MetricsServer,
+    MetricsServerError,
+)
 
 logger = logging.getLogger("courier.broker")
 
@@ -189,22 +192,18 @@ def run_broker(
     only: list[str] | None = None,
     bootstrap_servers: str,
     metrics_port: int | None = None,
-    metrics_host: str = "0.0.0.0",
+    metrics_host: str = DEFAULT_METRICS_HOST,
     settings: LoopSettings = LoopSettings(),
+    log_format: LogFormat | str | None = None,
 ) -> int:
     """Run the broker until SIGTERM/SIGINT; the process exit code.
 
     Logs go to stdout (JSON lines when it is not a terminal); a start-up failure is one
     line on stderr.
     """
-    restore_logging = configure_logging()
+    restore_logging = configure_logging(log_format=log_format)
     broker = Broker(config, bootstrap_servers=bootstrap_servers, only=only, settings=settings)
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logger.info("stopping", extra={"signal": signal.Signals(signum).name})
-        broker.request_stop()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    restore_signals = install_stop_handlers(broker.request_stop, logger)
     server: MetricsServer | None = None
     try:
         if metrics_port is not None:
@@ -212,8 +211,8 @@ def run_broker(
                 server = MetricsServer(
                     broker.metrics.registry, broker.healthy, metrics_host, metrics_port
                 ).start()
-            except OSError as exc:
-                print(f"error: cannot serve metrics on port {metrics_port}: {exc}", file=sys.stderr)
+            except MetricsServerError as exc:
+                print(f"error: {exc}", file=sys.stderr)
                 return 2
         try:
             broker.start()
@@ -234,6 +233,5 @@ def run_broker(
     finally:
         if server is not None:
             server.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore_signals()
         restore_logging()

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
-from types import FrameType
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from courier import settings
+from courier._signals import stop_on_signals
 from courier.lake.buffers import MIB, RollPolicy
+from courier.observability.logging import LOG_FORMAT_HELP
+from courier.observability.metrics_server import DEFAULT_METRICS_HOST
 
 app = typer.Typer(help="Every event in Parquet files, queried with DuckDB.", no_args_is_help=True)
 _err = Console(stderr=True)
@@ -83,7 +84,10 @@ def sink(
     metrics_port: int = typer.Option(
         None, "--metrics-port", help="Serve Prometheus /metrics and /healthz on this port."
     ),
-    metrics_host: str = typer.Option("0.0.0.0", "--metrics-host", help="Metrics bind address."),
+    metrics_host: str = typer.Option(
+        DEFAULT_METRICS_HOST, "--metrics-host", help="Metrics bind address."
+    ),
+    log_format: str = typer.Option(None, "--log-format", help=LOG_FORMAT_HELP),
 ) -> None:
     """Write every event of the chosen topics to Parquet files under --out, until SIGTERM."""
     from courier.lake.decode import PayloadDecoder
@@ -96,10 +100,14 @@ def sink(
         broker_handoff_topics,
         split_topics,
     )
-    from courier.relay.logs import configure_logging
-    from courier.relay.metrics import MetricsServer
+    from courier.observability.logging import configure_logging, resolve_log_format
+    from courier.observability.metrics_server import MetricsServer, MetricsServerError
 
     overrides = _pairs(consumer_config, "--consumer-config")
+    try:
+        chosen_format = resolve_log_format(log_format)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
     try:
         selection = TopicSelection(
             requested=split_topics(topics),
@@ -136,26 +144,19 @@ def sink(
     metrics = LakeMetrics()
     lake_sink = LakeSink(config, decoder, metrics)
     stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    restore_logging = configure_logging()
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    restore_logging = configure_logging(log_format=chosen_format)
     server = None
     try:
-        if metrics_port is not None:
-            try:
-                server = MetricsServer(
-                    metrics.registry, lambda: lake_sink.healthy, metrics_host, metrics_port
-                ).start()
-            except OSError as exc:
-                raise _fail(
-                    f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}", 2
-                ) from None
-        log.info("lake sink starting", extra={"out": str(config.out), "group": group})
-        lake_sink.run(stop)
+        with stop_on_signals(stop.set, log):
+            if metrics_port is not None:
+                try:
+                    server = MetricsServer(
+                        metrics.registry, lambda: lake_sink.healthy, metrics_host, metrics_port
+                    ).start()
+                except MetricsServerError as exc:
+                    raise _fail(str(exc), 2) from None
+            log.info("lake sink starting", extra={"out": str(config.out), "group": group})
+            lake_sink.run(stop)
     except SinkFailed as exc:
         log.error("sink stopped: fatal Kafka error", extra={"error": str(exc)})
         raise typer.Exit(1) from None
@@ -165,8 +166,6 @@ def sink(
     finally:
         if server is not None:
             server.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         restore_logging()
 
 

@@ -1,20 +1,6 @@
-"""The lake sink's Prometheus metrics (served on ``--metrics-port`` with ``/healthz``).
+"""The lake sink's Prometheus metrics (served by :mod:`courier.observability.metrics_server`).
 
-=========================================  =========  ==========================================
-``courier_lake_events_written_total``      counter    rows in durable files, per topic
-``courier_lake_files_written_total``       counter    files written, per topic
-``courier_lake_bytes_written_total``       counter    Parquet bytes written, per topic
-``courier_lake_invalid_records_total``     counter    rows that are not event envelopes, per
-                                                      topic
-``courier_lake_undecoded_payloads_total``  counter    envelopes whose payload has no JSON, per
-                                                      topic
-``courier_lake_records_skipped_total``     counter    broker retry/DLQ copies skipped, per topic
-``courier_lake_flush_seconds``             histogram  time to write, fsync and rename one file
-``courier_lake_write_lag_seconds``         histogram  per file: its oldest event's ``ce_time``
-                                                      to the file being durable
-``courier_lake_buffered_events``           gauge      rows waiting in open buffers
-``courier_lake_committed_offset``          gauge      last offset committed, per topic/partition
-=========================================  =========  ==========================================
+Every metric, its type, labels and meaning: ``docs/metrics.md`` (a test keeps the two equal).
 """
 
 from __future__ import annotations
@@ -61,12 +47,14 @@ class LakeMetrics:
         self.flush_seconds = Histogram(
             "courier_lake_flush_seconds",
             "Time to write, fsync and rename one file.",
+            ["topic"],
             buckets=_FLUSH_BUCKETS,
             registry=r,
         )
         self.write_lag = Histogram(
             "courier_lake_write_lag_seconds",
             "Per file: from its oldest event's ce_time to the file being durable.",
+            ["topic"],
             buckets=_LAG_BUCKETS,
             registry=r,
         )

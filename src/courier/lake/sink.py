@@ -228,7 +228,7 @@ class LakeSink:
         self.metrics.events_written.labels(topic).inc(buffer.rows)
         self.metrics.files_written.labels(topic).inc()
         self.metrics.bytes_written.labels(topic).inc(size)
-        self.metrics.flush_seconds.observe(seconds)
+        self.metrics.flush_seconds.labels(topic).observe(seconds)
         if buffer.envelope_errors:
             self.metrics.invalid_records.labels(topic).inc(buffer.envelope_errors)
         if buffer.undecoded:
@@ -236,7 +236,7 @@ class LakeSink:
         times = [t for t in buffer.columns["time"] if isinstance(t, datetime)]
         if times:
             lag = (datetime.now(UTC) - min(times)).total_seconds()
-            self.metrics.write_lag.observe(max(0.0, lag))
+            self.metrics.write_lag.labels(topic).observe(max(0.0, lag))
 
     def _commit(self, consumer: Consumer, only: set[tuple[str, int]] | None = None) -> None:
         points = self.buffers.commit_points()

@@ -12,10 +12,6 @@ from rich.console import Console
 
 from courier import settings
 from courier._signals import stop_on_signals
-from courier.outbox.connections import DatabaseUnavailable
-from courier.outbox.table import InvalidTableName, check_table_name, dialect_of
-from courier.relay.debezium import connector_config, connector_request
-from courier.relay.errors import RelaySetupError
 from courier.observability.logging import (
     LOG_FORMAT_HELP,
     configure_logging,
@@ -26,6 +22,10 @@ from courier.observability.metrics_server import (
     MetricsServer,
     MetricsServerError,
 )
+from courier.outbox.connections import DatabaseUnavailable
+from courier.outbox.table import InvalidTableName, check_table_name, dialect_of
+from courier.relay.debezium import connector_config, connector_request
+from courier.relay.errors import RelaySetupError
 from courier.relay.metrics import RelayMetrics
 from courier.relay.publisher import DeliveryFailed, KafkaPublisher
 from courier.relay.snapshot import SnapshotFailed
