@@ -96,7 +96,7 @@ def test_unimplemented_method_of_the_generated_base_is_dead_lettered() -> None:
 
 
 def test_outcomes_are_counted_by_method_and_code() -> None:
-    labels = {"method": "/packages.v1.EventsAPI/PackageReturned", "code": "UNAVAILABLE"}
+    labels = {"method": "/packages.v1.EventsAPI/PackageReturned", "outcome": "unavailable"}
 
     def count() -> float:
         return REGISTRY.get_sample_value("courier_consumer_handled_total", labels) or 0.0
@@ -123,5 +123,5 @@ def test_failures_log_one_line_with_the_event(caplog: pytest.LogCaptureFixture) 
     record = lines[0]
     assert record.__dict__["event_id"] == result.event.id
     assert record.__dict__["attempt"] == 4
-    assert record.__dict__["code"] == "INTERNAL"
+    assert record.__dict__["status"] == "INTERNAL"
     assert record.__dict__["event_type"] == "packages.v1.PackageReturned"

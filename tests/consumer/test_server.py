@@ -94,9 +94,8 @@ def test_serve_until_sigterm(tmp_path: Path, script: str) -> None:
         assert deliver(address, f"{SERVICE}/EndpointA", _slow(0)).ok
         status, text = _http(f"{metrics}/metrics")
         assert status == 200
-        assert (
-            f'courier_consumer_handled_total{{code="OK",method="/{SERVICE}/EndpointA"}} 1.0' in text
-        )
+        handled = f'method="/{SERVICE}/EndpointA",outcome="ok"'
+        assert f"courier_consumer_handled_total{{{handled}}} 1.0" in text
         assert _http(f"{metrics}/healthz")[0] == 200
 
         in_flight: list[DeliveryResult] = []

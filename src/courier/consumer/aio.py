@@ -25,8 +25,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from courier.consumer.interceptors import AsyncErrorMappingInterceptor, Observer
-from courier.consumer.logs import configure_logging
-from courier.consumer.metrics import MetricsServer
 from courier.consumer.server import (
     DEFAULT_OBSERVERS,
     SERVER_OPTIONS,
@@ -36,6 +34,8 @@ from courier.consumer.server import (
     _MountedServices,
     registration_for,
 )
+from courier.observability.logging import LogFormat, configure_logging
+from courier.observability.metrics_server import DEFAULT_METRICS_HOST, MetricsServer
 
 logger = logging.getLogger("courier.consumer")
 
@@ -112,9 +112,14 @@ async def serve(
     metrics_port: int | None = None,
     grace: float = 10.0,
     stop_event: asyncio.Event | None = None,
+    metrics_host: str = DEFAULT_METRICS_HOST,
+    log_format: LogFormat | str | None = None,
 ) -> None:
-    """Run an asyncio consumer server until SIGTERM/SIGINT (or ``stop_event``), then stop."""
-    configure_logging()
+    """Run an asyncio consumer server until SIGTERM/SIGINT (or ``stop_event``), then stop.
+
+    ``metrics_host`` and ``log_format`` as in :func:`courier.consumer.server.serve`.
+    """
+    configure_logging(log_format=log_format, logger_name="", keep_existing=True)
     consumer = build_server(*servicers, port=port, host=host, tls=tls)
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -127,7 +132,9 @@ async def serve(
             pass
     metrics = None
     if metrics_port is not None:
-        metrics = MetricsServer(metrics_port, host=host, healthy=lambda: consumer.serving).start()
+        metrics = MetricsServer(
+            healthy=lambda: consumer.serving, host=metrics_host, port=metrics_port
+        ).start()
     await consumer.start()
     logger.info(
         "consumer serving %s on %s",

@@ -26,23 +26,24 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from courier._signals import install_stop_handlers
 from courier.consumer.interceptors import ErrorMappingInterceptor, Observer
-from courier.consumer.logs import configure_logging, log_call
-from courier.consumer.metrics import MetricsServer, record_call
+from courier.consumer.logs import log_call
+from courier.consumer.metrics import record_call
+from courier.observability.logging import LogFormat, configure_logging
+from courier.observability.metrics_server import DEFAULT_METRICS_HOST, MetricsServer
 
 logger = logging.getLogger("courier.consumer")
 
@@ -249,19 +250,26 @@ def serve(
     max_workers: int = 16,
     grace: float = 10.0,
     stop_event: threading.Event | None = None,
+    metrics_host: str = DEFAULT_METRICS_HOST,
+    log_format: LogFormat | str | None = None,
 ) -> None:
     """Run a consumer server until SIGTERM/SIGINT (or ``stop_event``), then stop gracefully.
 
     Blocks. Signal handlers are installed only when called from the main thread; elsewhere
-    pass ``stop_event`` and set it to stop.
+    pass ``stop_event`` and set it to stop. ``/metrics`` listens on ``metrics_host`` (loopback
+    unless told otherwise, whatever ``host`` the gRPC server binds); ``log_format`` is
+    ``json`` or ``text`` (default: ``$COURIER_LOG_FORMAT``, else JSON unless stdout is a tty),
+    and an app that configured logging itself keeps its own setup.
     """
-    configure_logging()
+    configure_logging(log_format=log_format, logger_name="", keep_existing=True)
     consumer = build_server(*servicers, port=port, host=host, tls=tls, max_workers=max_workers)
     stop = stop_event or threading.Event()
     metrics = None
     if metrics_port is not None:
-        metrics = MetricsServer(metrics_port, host=host, healthy=lambda: consumer.serving).start()
-    restore = _on_signals(stop)
+        metrics = MetricsServer(
+            healthy=lambda: consumer.serving, host=metrics_host, port=metrics_port
+        ).start()
+    restore = install_stop_handlers(stop.set)
     consumer.start()
     logger.info(
         "consumer serving %s on %s",
@@ -282,19 +290,3 @@ def serve(
             metrics.stop()
         restore()
         logger.info("consumer stopped")
-
-
-def _on_signals(stop: threading.Event) -> Callable[[], None]:
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    return restore
