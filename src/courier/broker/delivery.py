@@ -28,6 +28,7 @@ import grpc
 
 from courier.broker.breaker import BreakerState, CircuitBreaker
 from courier.broker.config import ConsumerConfig, TlsSettings
+from courier.broker.delivery_log import log_in_memory_retry
 from courier.broker.delivery_trace import DeliveryTrace, traced_delivery
 from courier.broker.metrics import BrokerMetrics
 from courier.broker.status_actions import Action, action_for
@@ -219,6 +220,7 @@ class ConsumerDeliverer:
                 return DeliveryOutcome(method, code, details, calls)
             if self.metrics is not None:
                 self.metrics.retries.labels(self.consumer.name, "in_memory").inc()
+            log_in_memory_retry(self.consumer.name, method, request, code, details, calls)
             await asyncio.sleep(policy.backoff(max(failures, 1), self._rng))
 
     async def _admitted(self) -> bool:
