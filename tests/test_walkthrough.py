@@ -52,7 +52,7 @@ SETUP_COMMANDS = [
     ["eval", "$(courier dev env)"],
 ]
 # The schemas commands default to the checkout's proto/ and gen/python/: point them at the copy.
-EXTRA_FLAGS = {
+EXTRA_FLAGS: dict[tuple[str, ...], list[str]] = {
     ("schemas", "lint"): ["--proto-dir", "proto"],
     ("schemas", "generate"): [
         "--proto-dir",
@@ -323,7 +323,7 @@ def _check_missing_method(walk: Walkthrough, block: Block, tmp_path: Path) -> No
     """The same command against an older build of the service (no PackageLost) on another port."""
     from packages.v1 import events_api_pb2_grpc
 
-    with build_server(events_api_pb2_grpc.EventsAPIServicer()) as old:
+    with build_server(events_api_pb2_grpc.EventsAPIServicer()) as old:  # type: ignore[abstract]
         older = Walkthrough(tmp_path / "older", walk.env, [*walk.replacements[:-1],
                             (r"\b50070\b", str(old.port))])  # fmt: skip
         shutil.copytree(walk.project / "proto", older.project / "proto")
