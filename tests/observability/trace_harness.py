@@ -121,6 +121,9 @@ class TracedServiceA(events_api_pb2_grpc.ServiceAEventsAPIServicer):  # type: ig
             raise RejectEvent("not for us")
         return Empty()
 
+    def EndpointB(self, request: events_pb2.PackageDelivered, context: Any) -> Empty:
+        return Empty()
+
 
 def broker_config(consumer: str, port: int, topic: str) -> BrokerConfig:
     """One consumer, one topic -> EndpointA (a bare name, resolved through reflection)."""
