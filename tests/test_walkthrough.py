@@ -126,7 +126,8 @@ class Walkthrough:
         target = self.project / block.args[0]
         text = self.text(block)
         if block.kind == "append":
-            target.write_text(target.read_text(encoding="utf-8") + text, encoding="utf-8")
+            source = target.read_text(encoding="utf-8")
+            target.write_text(f"{source.rstrip()}\n\n{text}", encoding="utf-8")
         elif block.kind == "insert-into-service":
             source = target.read_text(encoding="utf-8")
             opening = source.index(f"service {block.args[1]} {{")
