@@ -18,6 +18,7 @@ from courier import settings
 from courier.broker.config import BrokerConfig, ConfigError, load_config
 from courier.observability.logging import LOG_FORMAT_HELP, resolve_log_format
 from courier.observability.metrics_server import DEFAULT_METRICS_HOST
+from courier.observability.tracing import configure_tracing
 
 app = typer.Typer(help="Deliver Kafka events to consumer services over gRPC.", no_args_is_help=True)
 _out = Console()
@@ -127,4 +128,5 @@ def run(
             _error("error: --admin-port is not supported by this broker")
             raise typer.Exit(2)
         options["admin_port"] = admin_port
+    configure_tracing("courier-broker")  # only when OTEL_* variables ask for an exporter
     raise typer.Exit(run_broker(broker, **options))

@@ -36,6 +36,8 @@ from courier.consumer.server import (
 )
 from courier.observability.logging import LogFormat, configure_logging
 from courier.observability.metrics_server import DEFAULT_METRICS_HOST, MetricsServer
+from courier.observability.tracing import configure_tracing
+from courier.settings import service_name
 
 logger = logging.getLogger("courier.consumer")
 
@@ -120,6 +122,7 @@ async def serve(
     ``metrics_host`` and ``log_format`` as in :func:`courier.consumer.server.serve`.
     """
     configure_logging(log_format=log_format, logger_name="", keep_existing=True)
+    configure_tracing(service_name())  # only when OTEL_* variables ask for an exporter
     consumer = build_server(*servicers, port=port, host=host, tls=tls)
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -44,6 +44,8 @@ from courier.consumer.logs import log_call
 from courier.consumer.metrics import record_call
 from courier.observability.logging import LogFormat, configure_logging
 from courier.observability.metrics_server import DEFAULT_METRICS_HOST, MetricsServer
+from courier.observability.tracing import configure_tracing
+from courier.settings import service_name
 
 logger = logging.getLogger("courier.consumer")
 
@@ -262,6 +264,7 @@ def serve(
     and an app that configured logging itself keeps its own setup.
     """
     configure_logging(log_format=log_format, logger_name="", keep_existing=True)
+    configure_tracing(service_name())  # only when OTEL_* variables ask for an exporter
     consumer = build_server(*servicers, port=port, host=host, tls=tls, max_workers=max_workers)
     stop = stop_event or threading.Event()
     metrics = None

@@ -22,6 +22,7 @@ from courier.observability.metrics_server import (
     MetricsServer,
     MetricsServerError,
 )
+from courier.observability.tracing import configure_tracing
 from courier.outbox.connections import DatabaseUnavailable
 from courier.outbox.table import InvalidTableName, check_table_name, dialect_of
 from courier.relay.debezium import connector_config, connector_request
@@ -109,6 +110,7 @@ def run(
 
     stop = threading.Event()
     restore_logging = configure_logging(log_format=chosen_format)
+    configure_tracing("courier-relay")  # only when OTEL_* variables ask for an exporter
     metrics = RelayMetrics(mode=chosen.value)
     server = None
     try:
