@@ -38,6 +38,7 @@ from sqlalchemy import (
     func,
     insert,
     or_,
+    text,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -66,8 +67,23 @@ def inbox_table(metadata: MetaData | None = None, name: str = INBOX_TABLE) -> Ta
 def create_inbox_table(bind: Engine | Connection, table: Table | None = None) -> Table:
     """Create the inbox table if it does not exist (idempotent); returns it."""
     table = table if table is not None else inbox_table()
-    table.create(bind, checkfirst=True)
+    if isinstance(bind, Engine):
+        with bind.begin() as connection:
+            _create_table(connection, table)
+    else:
+        _create_table(bind, table)
     return table
+
+
+def _create_table(connection: Connection, table: Table) -> None:
+    if connection.dialect.name == "postgresql":
+        # Two services starting together both see "no table" and both CREATE: one fails on
+        # pg_type's unique index. The lock makes the second one see the first one's table.
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+            {"name": f"courier-inbox-create:{table.fullname}"},
+        )
+    table.create(connection, checkfirst=True)
 
 
 def claim_event(session: Session, consumer: str, event_id: str, table: Table | None = None) -> bool:
