@@ -9,6 +9,7 @@ missing. Everything the demo started is stopped on exit and on Ctrl-C.
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime
 from typing import Annotated
@@ -26,7 +27,8 @@ from courier.devstack.cli import bring_up
 from courier.devstack.config import StackConfig
 from courier.devstack.processes import StackError
 
-console = Console(stderr=True)
+# Not a terminal (CI, a log file): rich would assume 80 columns and fold the table.
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 110)
 
 
 def demo(
@@ -83,6 +85,7 @@ def demo(
             events=events,
             timeout=timeout,
         )
+        console.line()
         console.print(_reconciliation(final))
         if not final.complete or final.produced != events:
             console.print("[red]reconciliation failed: some events are missing[/red]")
@@ -198,6 +201,7 @@ def _reconciliation(snapshot: Snapshot) -> Table:
         table.add_column(
             column,
             justify="right" if column in ("expected", "delivered", "in DLQ", "missing") else "left",
+            no_wrap=True,
         )
     for tally in snapshot.tallies:
         route = tally.route

@@ -1,0 +1,83 @@
+"""``courier demo`` end to end on the local stack: it reconciles, and it cleans up after itself.
+
+The demo uses fixed names (the ``courier_demo`` database, the article's topics, the example
+services' ports), so these tests run it one at a time and never in parallel with each other.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from courier.devstack.config import StackConfig
+from courier.devstack.processes import port_is_free
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE_PORTS = (50061, 50062)  # examples/broker.yaml: service-a and service-b
+
+
+def _demo(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "courier", "demo", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _run_dir(output: str) -> Path:
+    match = re.search(r"demo run (\S+)", output)
+    assert match, output
+    return Path(match.group(1))
+
+
+def test_demo_reconciles_every_event_and_stops_its_services(
+    stack: StackConfig, courier_env: dict[str, str]
+) -> None:
+    demo = _demo("--events", "400", "--reject-rate", "0.05", "--timeout", "120", env=courier_env)
+    output, _ = demo.communicate(timeout=300)
+    assert demo.returncode == 0, output
+    assert "every produced event is accounted for" in output
+    rows = re.findall(
+        r"│ (service-[ab]) +│ (Endpoint[ABC]) +│ ([\w.]+) +│ +(\d+) │ +(\d+) │ +(\d+) │ +(\d+) │",
+        output,
+    )
+    assert len(rows) == 3, output
+    for _consumer, _method, _topic, expected, delivered, dead, missing in rows:
+        assert int(expected) == 200
+        assert int(delivered) + int(dead) == 200
+        assert int(missing) == 0
+    assert sum(int(row[5]) for row in rows) > 0  # service-b rejects 5%: the DLQ is shown
+    assert all(port_is_free(port) for port in EXAMPLE_PORTS)  # the consumers were stopped
+    logs = _run_dir(output)
+    assert {p.name for p in logs.glob("*.log")} >= {"relay.log", "broker.log", "service-a.log"}
+
+
+def test_ctrl_c_stops_everything_the_demo_started(
+    stack: StackConfig, courier_env: dict[str, str]
+) -> None:
+    demo = _demo("--events", "100000", "--rate", "200", env=courier_env)
+    assert demo.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "demo run" not in seen and time.monotonic() < deadline:
+        seen += demo.stdout.readline()
+    time.sleep(8)  # the services are up and events flow
+    demo.send_signal(signal.SIGINT)
+    rest, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 130, seen + rest
+    assert all(port_is_free(port) for port in EXAMPLE_PORTS)
+    children = subprocess.run(
+        ["pgrep", "-f", "examples[.]service_[ab][.]server|examples[.]producer|--slot courier_demo"],
+        capture_output=True,
+        text=True,
+    )
+    assert children.stdout.strip() == "", children.stdout
