@@ -51,7 +51,7 @@ def registered(registry: CollectorRegistry, prefix: str) -> set[Metric]:
         if not isinstance(collector, MetricWrapperBase) or not collector._name.startswith(prefix):
             continue
         name = collector._name + ("_total" if collector._type == "counter" else "")
-        found.add((name, collector._type, frozenset(collector._labelnames)))
+        found.add((str(name), str(collector._type), frozenset(collector._labelnames)))
     return found
 
 
