@@ -6,7 +6,6 @@ stderr, never a traceback).
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +93,16 @@ def run(
         None, "--metrics-port", help="Serve Prometheus /metrics and /healthz on this port."
     ),
     admin_port: int = typer.Option(None, "--admin-port", help="Serve the admin page on this port."),
+    admin_host: str = typer.Option(
+        "127.0.0.1", "--admin-host", help="Admin page bind address (loopback by default)."
+    ),
+    admin_token: str = typer.Option(
+        None,
+        "--admin-token",
+        envvar="COURIER_ADMIN_TOKEN",
+        show_envvar=True,
+        help="Bearer token the admin page needs for replays (none: replays are refused).",
+    ),
     metrics_host: str = typer.Option(
         DEFAULT_METRICS_HOST, "--metrics-host", help="Metrics bind address."
     ),
@@ -124,9 +133,6 @@ def run(
         "log_format": chosen_format,
     }
     if admin_port is not None:
-        if "admin_port" not in inspect.signature(run_broker).parameters:
-            _error("error: --admin-port is not supported by this broker")
-            raise typer.Exit(2)
-        options["admin_port"] = admin_port
+        options.update(admin_port=admin_port, admin_host=admin_host, admin_token=admin_token)
     configure_tracing("courier-broker")  # only when OTEL_* variables ask for an exporter
     raise typer.Exit(run_broker(broker, **options))

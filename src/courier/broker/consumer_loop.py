@@ -105,6 +105,12 @@ class ConsumerLoop(threading.Thread):
         """Ask the loop to stop fetching, finish within the grace period, commit and exit."""
         self._stop_requested.set()
 
+    @property
+    def control(self) -> PartitionControl | None:
+        """The assigned partitions (None before the Kafka consumer exists); the loop thread
+        owns them: other threads (the admin page) only copy and read."""
+        return self._control
+
     def run(self) -> None:
         try:
             paths = self._resolver.paths(self._stop_requested)

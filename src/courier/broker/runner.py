@@ -20,10 +20,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaException
 
 from courier._signals import install_stop_handlers
+from courier.admin.failures import FailureLog, ObservedDeliverer
 from courier.broker.breaker import BreakerState, CircuitBreaker
 from courier.broker.config import BrokerConfig, ConsumerConfig
 from courier.broker.consumer_loop import ConsumerLoop
@@ -39,6 +41,9 @@ from courier.observability.metrics_server import (
     MetricsServer,
     MetricsServerError,
 )
+
+if TYPE_CHECKING:
+    from courier.admin.server import AdminServer
 
 logger = logging.getLogger("courier.broker")
 
@@ -71,6 +76,7 @@ class Broker:
         self.metrics = metrics or BrokerMetrics()
         self.settings = settings
         self.breakers: dict[str, CircuitBreaker] = {}
+        self.failures = FailureLog()  # recent failed calls, for the admin page
         self.loops: list[ConsumerLoop] = []
         self._grpc = DeliveryLoop()
         self._deliverers: list[ConsumerDeliverer] = []
@@ -84,7 +90,7 @@ class Broker:
         self._started = True
         for consumer in self.config.consumers.values():
             breaker = self._breaker(consumer)
-            deliverer = ConsumerDeliverer(consumer, breaker, self.metrics)
+            deliverer = ObservedDeliverer(consumer, breaker, self.metrics, failures=self.failures)
             self._grpc.run(deliverer.open(), timeout=10)
             self._deliverers.append(deliverer)
             resolver = PathResolver(consumer)
@@ -195,8 +201,13 @@ def run_broker(
     metrics_host: str = DEFAULT_METRICS_HOST,
     settings: LoopSettings = LoopSettings(),
     log_format: LogFormat | str | None = None,
+    admin_port: int | None = None,
+    admin_host: str = "127.0.0.1",
+    admin_token: str | None = None,
 ) -> int:
     """Run the broker until SIGTERM/SIGINT; the process exit code.
+
+    ``admin_port``: also serve the admin page (:mod:`courier.admin`) on ``admin_host``.
 
     Logs go to stdout (JSON lines when it is not a terminal); a start-up failure is one
     line on stderr.
@@ -205,6 +216,7 @@ def run_broker(
     broker = Broker(config, bootstrap_servers=bootstrap_servers, only=only, settings=settings)
     restore_signals = install_stop_handlers(broker.request_stop, logger)
     server: MetricsServer | None = None
+    admin: AdminServer | None = None
     try:
         if metrics_port is not None:
             try:
@@ -212,6 +224,15 @@ def run_broker(
                     broker.metrics.registry, broker.healthy, metrics_host, metrics_port
                 ).start()
             except MetricsServerError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+        if admin_port is not None:
+            from courier.admin import serve_admin
+            from courier.admin.server import AdminServerError
+
+            try:
+                admin = serve_admin(broker, port=admin_port, host=admin_host, token=admin_token)
+            except AdminServerError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
         try:
@@ -231,6 +252,8 @@ def run_broker(
         logger.info("broker stopped", extra={"exit_code": code})
         return code or 0
     finally:
+        if admin is not None:
+            admin.stop()
         if server is not None:
             server.stop()
         restore_signals()
