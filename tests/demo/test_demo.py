@@ -56,6 +56,18 @@ def test_demo_reconciles_every_event_and_stops_its_services(
         assert int(delivered) + int(dead) == 200
         assert int(missing) == 0
     assert sum(int(row[5]) for row in rows) > 0  # service-b rejects 5%: the DLQ is shown
+    lake = re.search(
+        r"│ lake sink +│ Parquet +│ all event topics +│ +(\d+) │ +(\d+) │ +│ +(\d+) │", output
+    )
+    assert lake is not None and lake.groups() == ("400", "400", "0"), output
+    endpoints = dict(
+        re.findall(
+            r"│ (relay|broker|lake sink|service-a|service-b) +│ http://\S+ +│ +\d+ │ +(\d+) │",
+            output,
+        )
+    )
+    assert set(endpoints) == {"relay", "broker", "lake sink", "service-a", "service-b"}, output
+    assert all(int(nonzero) > 0 for nonzero in endpoints.values()), output
     assert all(port_is_free(port) for port in EXAMPLE_PORTS)  # the consumers were stopped
     logs = _run_dir(output)
     assert {p.name for p in logs.glob("*.log")} >= {"relay.log", "broker.log", "service-a.log"}

@@ -20,7 +20,8 @@ from rich.live import Live
 from rich.table import Table
 
 from courier.demo.accounting import Accountant, Snapshot, routes_for
-from courier.demo.setup import DemoLayout, prepare_database, reset_kafka
+from courier.demo.endpoints import EndpointReport, scrape_all
+from courier.demo.setup import LAKE_GROUP, DemoLayout, prepare_database, reset_kafka
 from courier.demo.supervisor import Supervisor
 from courier.devstack import stack
 from courier.devstack.cli import bring_up
@@ -45,6 +46,12 @@ def demo(
     ] = 600.0,
     keep_stack: Annotated[
         bool, typer.Option("--keep-stack", help="Leave the local stack running afterwards.")
+    ] = False,
+    hold: Annotated[
+        bool,
+        typer.Option(
+            "--hold", help="Keep the services running after the reconciliation, until Ctrl-C."
+        ),
     ] = False,
 ) -> None:
     """Produce events through Django and follow them to both consumers; reconcile at the end."""
@@ -77,6 +84,7 @@ def demo(
             database_url=layout.database_url(config),
             bootstrap_servers=config.bootstrap_servers,
             broker_metrics_url=f"http://127.0.0.1:{layout.ports['broker-metrics']}/metrics",
+            lake_dir=layout.lake_dir,
         )
         final = _follow(
             supervisor,
@@ -87,10 +95,16 @@ def demo(
         )
         console.line()
         console.print(_reconciliation(final))
+        console.print(_endpoints(scrape_all(layout.ports)))
         if not final.complete or final.produced != events:
             console.print("[red]reconciliation failed: some events are missing[/red]")
             raise typer.Exit(1)
         console.print("[green]every produced event is accounted for[/green]")
+        if hold:
+            console.print("services keep running (curl the endpoints above); Ctrl-C stops them")
+            while True:
+                time.sleep(1.0)
+                supervisor.check_alive(allow_exit={"producer"})
     except StackError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -143,6 +157,22 @@ def _start_services(
         ports=(ports["relay-metrics"],),
     )
     supervisor.courier(
+        "lake",
+        "lake",
+        "sink",
+        "--out",
+        str(layout.lake_dir),
+        "--topics",
+        ",".join(sorted({t for c in layout.broker_config().consumers.values() for t in c.topics})),
+        "--group",
+        LAKE_GROUP,
+        "--roll-seconds",
+        "2",
+        "--metrics-port",
+        str(ports["lake-metrics"]),
+        ports=(ports["lake-metrics"],),
+    )
+    supervisor.courier(
         "broker",
         "broker",
         "run",
@@ -179,6 +209,20 @@ def _follow(
                 return snapshot
 
 
+def _endpoints(reports: list[EndpointReport]) -> Table:
+    table = Table(title="metrics endpoints: courier_* families, and how many are non-zero")
+    for column in ("process", "endpoint", "families", "non-zero"):
+        table.add_column(column, justify="right" if column in ("families", "non-zero") else "left")
+    for report in reports:
+        if report.error is not None:
+            table.add_row(report.process, report.url, "[red]unreachable[/red]", report.error)
+        else:
+            table.add_row(
+                report.process, report.url, str(report.families), str(len(report.nonzero_families))
+            )
+    return table
+
+
 def _progress(snapshot: Snapshot, events: int) -> Table:
     table = Table(title=f"courier demo — {datetime.now():%H:%M:%S}")
     table.add_column("stage")
@@ -192,6 +236,7 @@ def _progress(snapshot: Snapshot, events: int) -> Table:
         )
     table.add_row("retries (broker)", str(snapshot.retried))
     table.add_row("in DLQ", str(snapshot.dead_lettered))
+    table.add_row("in the data lake (Parquet)", f"{snapshot.in_lake} / {snapshot.produced}")
     return table
 
 
@@ -215,6 +260,17 @@ def _reconciliation(snapshot: Snapshot) -> Table:
             str(tally.dead_lettered),
             f"[{style}]{tally.missing}[/{style}]",
         )
+    style = "red" if snapshot.lake_missing else "green"
+    table.add_section()
+    table.add_row(
+        "lake sink",
+        "Parquet",
+        "all event topics",
+        str(snapshot.produced),
+        str(snapshot.in_lake),
+        "",
+        f"[{style}]{snapshot.lake_missing}[/{style}]",
+    )
     return table
 
 

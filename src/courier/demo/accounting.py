@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from courier.broker.config import BrokerConfig
 from courier.events import H_ID
+from courier.lake.query import LakeQueryError, query_lake
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,16 @@ class Snapshot:
     tallies: tuple[RouteTally, ...]
     retried: int
     dead_lettered: int
+    in_lake: int = 0
+    lake_missing: int = 0
 
     @property
     def complete(self) -> bool:
-        return self.produced > 0 and all(t.missing == 0 for t in self.tallies)
+        return (
+            self.produced > 0
+            and all(t.missing == 0 for t in self.tallies)
+            and self.lake_missing == 0
+        )
 
 
 def routes_for(config: BrokerConfig, tables: dict[str, str]) -> list[Route]:
@@ -87,8 +94,10 @@ class Accountant:
         database_url: str,
         bootstrap_servers: str,
         broker_metrics_url: str | None,
+        lake_dir: Path | None = None,
     ) -> None:
         self.routes = routes
+        self.lake_dir = lake_dir
         self.ids_file = ids_file
         self.database_url = database_url
         self.broker_metrics_url = broker_metrics_url
@@ -119,13 +128,27 @@ class Accountant:
             )
         topics = sorted({r.topic for r in self.routes})
         dlq_topics = sorted({r.dlq_topic for r in self.routes})
+        in_lake = self._lake_ids() & produced.keys() if self.lake_dir is not None else set()
         return Snapshot(
             produced=len(produced),
             on_kafka=self._records_on(topics),
             tallies=tuple(tallies),
             retried=int(self._metric_sum("courier_broker_retries_total")),
             dead_lettered=sum(len(self._dlq(t)) for t in dlq_topics),
+            in_lake=len(in_lake),
+            lake_missing=len(produced) - len(in_lake) if self.lake_dir is not None else 0,
         )
+
+    def _lake_ids(self) -> set[str]:
+        """Event ids in the lake's Parquet files (each file is complete: renamed when done)."""
+        assert self.lake_dir is not None
+        if not self.lake_dir.exists():
+            return set()
+        try:
+            result = query_lake(self.lake_dir, "SELECT DISTINCT id FROM events")
+            return {str(row[0]) for row in result.rows}
+        except LakeQueryError:
+            return set()
 
     def _delivered(self) -> dict[tuple[str, str], set[str]]:
         found: dict[tuple[str, str], set[str]] = {}

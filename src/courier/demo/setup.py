@@ -20,6 +20,7 @@ from courier.devstack.config import DATABASE_USER, HOST, StackConfig
 from courier.devstack.processes import StackError
 
 DATABASE = "courier_demo"
+LAKE_GROUP = "courier.demo.lake"
 
 
 def _repo_root() -> Path:
@@ -66,10 +67,15 @@ class DemoLayout:
                     "service-b-metrics",
                     "relay-metrics",
                     "broker-metrics",
+                    "lake-metrics",
                 )
             },
         }
         return layout
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.run_dir / "lake"
 
     @property
     def broker_yaml(self) -> Path:
@@ -138,7 +144,7 @@ def reset_kafka(config: StackConfig, broker: BrokerConfig) -> None:
     topics = sorted(
         {t for c in broker.consumers.values() for t in (*c.topics, c.retry_topic, c.dlq_topic)}
     )
-    groups = [c.group_id for c in broker.consumers.values()]
+    groups = [*(c.group_id for c in broker.consumers.values()), LAKE_GROUP]
     existing = set(admin.list_topics(timeout=10).topics)
     for future in admin.delete_consumer_groups(groups, request_timeout=10).values():
         with contextlib.suppress(Exception):  # a group that does not exist yet is fine
