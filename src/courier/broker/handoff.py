@@ -74,16 +74,7 @@ def plan_handoffs(
         status, error = _summary(retry)
         methods = [o.method for o in retry]
         if state is None:
-            new = RetryState.first_failure(
-                consumer=consumer.name,
-                topic=source.topic,
-                partition=source.partition,
-                offset=source.offset,
-                failed_methods=methods,
-                last_status=status,
-                last_error=error,
-                due_at_ms=due,
-            )
+            new = _first_failure(consumer, source, methods, status, error, due)
         else:
             new = state.next_attempt(
                 failed_methods=methods, last_status=status, last_error=error, due_at_ms=due
@@ -94,16 +85,7 @@ def plan_handoffs(
     if dead:
         status, error = _summary(dead)
         methods = [o.method for o in dead]
-        base = state or RetryState.first_failure(
-            consumer=consumer.name,
-            topic=source.topic,
-            partition=source.partition,
-            offset=source.offset,
-            failed_methods=methods,
-            last_status=status,
-            last_error=error,
-            due_at_ms=now_ms,
-        )
+        base = state or _first_failure(consumer, source, methods, status, error, now_ms)
         new = base.dead_lettered(
             at_ms=now_ms,
             failed_methods=methods,
@@ -124,20 +106,31 @@ def plan_invalid(
     state: RetryState | None = None,
 ) -> HandOff:
     """The DLQ record for a record that cannot be delivered at all (not a valid event)."""
-    base = state or RetryState.first_failure(
+    base = state or _first_failure(consumer, source, methods, INVALID_EVENT_STATUS, error, now_ms)
+    new = base.dead_lettered(
+        at_ms=now_ms, failed_methods=methods, last_status=INVALID_EVENT_STATUS, last_error=error
+    )
+    return _record("dlq", consumer.dlq_topic, source, new)
+
+
+def _first_failure(
+    consumer: ConsumerConfig,
+    source: SourceRecord,
+    methods: Sequence[str],
+    status: str,
+    error: str,
+    due_at_ms: int,
+) -> RetryState:
+    return RetryState.first_failure(
         consumer=consumer.name,
         topic=source.topic,
         partition=source.partition,
         offset=source.offset,
         failed_methods=methods,
-        last_status=INVALID_EVENT_STATUS,
+        last_status=status,
         last_error=error,
-        due_at_ms=now_ms,
+        due_at_ms=due_at_ms,
     )
-    new = base.dead_lettered(
-        at_ms=now_ms, failed_methods=methods, last_status=INVALID_EVENT_STATUS, last_error=error
-    )
-    return _record("dlq", consumer.dlq_topic, source, new)
 
 
 def _summary(outcomes: Sequence[DeliveryOutcome]) -> tuple[str, str]:
