@@ -15,7 +15,7 @@ from rich.markup import escape
 from courier import settings
 from courier._signals import stop_on_signals
 from courier.lake.buffers import MIB, RollPolicy
-from courier.observability.logging import LOG_FORMAT_HELP
+from courier.observability.logging import LOG_FORMAT_HELP, redact_text
 from courier.observability.metrics_server import DEFAULT_METRICS_HOST
 
 app = typer.Typer(help="Every event in Parquet files, queried with DuckDB.", no_args_is_help=True)
@@ -24,7 +24,7 @@ log = logging.getLogger("courier.lake")
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    _err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    _err.print(f"[red]error:[/] {escape(redact_text(message))}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

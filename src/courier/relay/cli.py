@@ -15,6 +15,7 @@ from courier._signals import stop_on_signals
 from courier.observability.logging import (
     LOG_FORMAT_HELP,
     configure_logging,
+    redact_text,
     resolve_log_format,
 )
 from courier.observability.metrics_server import (
@@ -42,7 +43,7 @@ class Mode(StrEnum):
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    _err.print(f"[red]error:[/] {message}")
+    _err.print(f"[red]error:[/] {redact_text(message)}")
     return typer.Exit(code)
 
 
