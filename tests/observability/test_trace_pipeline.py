@@ -162,6 +162,7 @@ def test_one_trace_from_the_producer_span_to_the_consumer_handler(
     assert deliver.attributes["rpc.grpc.status_code"] == 0
     assert deliver.attributes["messaging.message.id"] == run.saved.id
     assert not deliver.links
+    assert not deliver.events  # delivered at the first call: nothing to note
     # The Kafka record carries the creation context; the handler sees the delivery's.
     record = read_topic(bootstrap_servers, run.topic, count=1)[0]
     assert record.header("traceparent") == traceparent(create)

@@ -67,6 +67,9 @@ def traced_delivery(
 
     A block left by an exception (cancellation on revoke or stop) ends the span as an error.
     """
+    if not tracing.tracing_enabled():
+        yield DeliveryTrace(request)
+        return
     headers = dict(request.metadata)
     if request.trace_links:
         headers[tracing.TRACE_LINKS_HEADER] = request.trace_links

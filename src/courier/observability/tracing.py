@@ -154,8 +154,13 @@ def trace_headers(span_context: SpanContext) -> dict[str, str]:
     """
     if not span_context.is_valid:
         return {}
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier, trace.set_span_in_context(trace.NonRecordingSpan(span_context)))
+    # What TraceContextTextMapPropagator.inject writes, without building a Context (hot path).
+    carrier = {
+        TRACEPARENT: f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
+        f"-{int(span_context.trace_flags) & 0xFF:02x}"
+    }
+    if span_context.trace_state:
+        carrier[TRACESTATE] = span_context.trace_state.to_header()
     return carrier
 
 
@@ -195,7 +200,6 @@ def _messaging(operation: str, topic: str, event_id: str, event_type: str) -> di
         "messaging.operation.type": operation,
         "messaging.destination.name": topic,
         "messaging.message.id": event_id,
-        "cloudevents.event_id": event_id,
         "cloudevents.event_type": event_type,
     }
 
@@ -301,8 +305,11 @@ def start_delivery_span(
 
 
 def record_call(span: Span | None, status: str, status_code: int, probe: bool) -> None:
-    """Note one gRPC call of a delivery (in-memory retries and breaker probes make several)."""
-    if span is not None:
+    """Note a failed call or a breaker probe of a delivery as a ``call`` span event.
+
+    A delivery that succeeds at its first call gets no event: its status is on the span.
+    """
+    if span is not None and (probe or status_code != 0):
         span.add_event(
             "call", {"rpc.grpc.status_code": status_code, "rpc.grpc.status": status, "probe": probe}
         )
@@ -379,7 +386,6 @@ def start_handler_span(method: str, metadata: Iterable[Any] | None) -> HandlerSp
     attributes: dict[str, Any] = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
     if values.get("ce-id"):
         attributes["messaging.message.id"] = values["ce-id"]
-        attributes["cloudevents.event_id"] = values["ce-id"]
     if values.get("ce-type"):
         attributes["cloudevents.event_type"] = values["ce-type"]
     if values.get("courier-attempt", "").isdigit():
