@@ -68,6 +68,28 @@ def test_outbox_save_stores_the_create_spans_context(
     assert json.loads(stored) == dict(saved.headers)
 
 
+def test_an_explicit_parent_and_its_tracestate_are_continued(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    _, exporter = spans
+    conn = sqlite3.connect(":memory:")
+    for statement in create_table_statements("sqlite", "courier_outbox"):
+        conn.execute(statement)
+    given = {"traceparent": TRACEPARENT, "tracestate": "vendor=abc"}
+    saved = build_event(_message(), topic="parcels", headers=given).save(
+        conn, allow_outside_transaction=True
+    )
+    [create] = exporter.get_finished_spans()
+    assert create.parent is not None and create.parent.span_id == 0x00F067AA0BA902B7
+    assert saved.headers == {"traceparent": traceparent(create), "tracestate": "vendor=abc"}
+    result = deliver(ServiceA(), "EndpointA", _message(), **saved.headers)
+    assert result.ok
+    [server] = named(exporter.get_finished_spans(), METHOD)
+    assert server.parent is not None and server.parent.span_id == span_id(create)
+    context = server.get_span_context()
+    assert context is not None and context.trace_state.to_header() == "vendor=abc"
+
+
 def test_a_failed_outbox_write_ends_its_span_as_an_error(
     spans: tuple[TracerProvider, InMemorySpanExporter],
 ) -> None:
