@@ -6,11 +6,13 @@ services' ports), so these tests run it one at a time and never in parallel with
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -80,9 +82,14 @@ def test_ctrl_c_stops_everything_the_demo_started(
     assert demo.stdout is not None
     seen = ""
     deadline = time.monotonic() + 120
-    while "demo run" not in seen and time.monotonic() < deadline:
+    while "broker admin page" not in seen and time.monotonic() < deadline:
         seen += demo.stdout.readline()
     time.sleep(8)  # the services are up and events flow
+    admin = re.search(r"broker admin page: (http://127.0.0.1:\d+/)", seen)
+    assert admin is not None, seen
+    with urllib.request.urlopen(admin.group(1) + "api/consumers", timeout=10) as response:
+        consumers = json.load(response)
+    assert "service-a" in json.dumps(consumers) and "service-b" in json.dumps(consumers)
     demo.send_signal(signal.SIGINT)
     rest, _ = demo.communicate(timeout=60)
     assert demo.returncode == 130, seen + rest

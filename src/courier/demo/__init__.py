@@ -63,6 +63,11 @@ def demo(
     try:
         bring_up(config, with_connect=False)
         console.print(f"[bold]demo run[/bold] {layout.run_dir} (logs of every service there)")
+        console.print(
+            f"broker admin page: http://127.0.0.1:{layout.ports['broker-admin']}/ "
+            f"(token for replays: {layout.admin_token})",
+            highlight=False,
+        )
         broker_config = layout.broker_config()
         with console.status("preparing the demo database and topics"):
             prepare_database(config, layout)
@@ -180,7 +185,10 @@ def _start_services(
         str(layout.broker_yaml),
         "--metrics-port",
         str(ports["broker-metrics"]),
-        ports=(ports["broker-metrics"],),
+        "--admin-port",
+        str(ports["broker-admin"]),
+        ports=(ports["broker-metrics"], ports["broker-admin"]),
+        env={"COURIER_ADMIN_TOKEN": layout.admin_token},
     )
 
 

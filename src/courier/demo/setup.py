@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -51,6 +52,7 @@ class DemoLayout:
         }
     )
     ports: dict[str, int] = field(default_factory=dict)
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 
     @classmethod
     def create(cls, config: StackConfig) -> DemoLayout:
@@ -68,6 +70,7 @@ class DemoLayout:
                     "relay-metrics",
                     "broker-metrics",
                     "lake-metrics",
+                    "broker-admin",
                 )
             },
         }

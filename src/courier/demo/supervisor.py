@@ -30,7 +30,14 @@ class Supervisor:
     cwd: Path
     children: list[Child] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str], *, ports: tuple[int, ...] = ()) -> Child:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        ports: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> Child:
         for port in ports:
             if not port_is_free(port):
                 raise StackError(f"{name}: port {port} on 127.0.0.1 is already in use")
@@ -39,7 +46,7 @@ class Supervisor:
             process = subprocess.Popen(
                 argv,
                 cwd=self.cwd,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -49,11 +56,24 @@ class Supervisor:
         self.children.append(child)
         return child
 
-    def python(self, name: str, module: str, *args: str, ports: tuple[int, ...] = ()) -> Child:
-        return self.start(name, [sys.executable, "-m", module, *args], ports=ports)
+    def python(
+        self,
+        name: str,
+        module: str,
+        *args: str,
+        ports: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> Child:
+        return self.start(name, [sys.executable, "-m", module, *args], ports=ports, env=env)
 
-    def courier(self, name: str, *args: str, ports: tuple[int, ...] = ()) -> Child:
-        return self.python(name, "courier", *args, ports=ports)
+    def courier(
+        self,
+        name: str,
+        *args: str,
+        ports: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> Child:
+        return self.python(name, "courier", *args, ports=ports, env=env)
 
     def check_alive(self, allow_exit: frozenset[str] | set[str] = frozenset()) -> None:
         """Fail loudly, with the log's tail, when a service died (or a job in ``allow_exit``
