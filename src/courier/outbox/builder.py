@@ -45,6 +45,36 @@ class OutboxTransactionError(RuntimeError):
     """
 
 
+class OutboxTableMissing(RuntimeError):
+    """The outbox table does not exist in the database ``save()`` wrote to.
+
+    Create it with the integration's migrations (Django: ``migrate courier_outbox``;
+    SQLAlchemy: ``outbox_table(metadata)`` + ``create_all`` or Alembic) or with
+    ``courier outbox create-table --database-url URL``. The original driver error is chained.
+    """
+
+
+_UNDEFINED_TABLE_SQLSTATE = "42P01"  # Postgres
+_MYSQL_NO_SUCH_TABLE = 1146
+
+
+def _is_missing_table(exc: BaseException) -> bool:
+    """Whether a driver error (possibly wrapped by Django or SQLAlchemy) says "no such table"."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "pgcode", None) == _UNDEFINED_TABLE_SQLSTATE:
+            return True
+        args = getattr(current, "args", ())
+        if args and args[0] == _MYSQL_NO_SUCH_TABLE:
+            return True
+        if type(current).__name__ == "OperationalError" and "no such table" in str(current):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
+
+
 class OutboxEvent:
     """An event built from a protobuf message, ready to be saved into the outbox.
 
@@ -81,7 +111,8 @@ class OutboxEvent:
         instead of a row (see :mod:`courier.outbox.wal`); only the log-based relay sees it.
 
         Raises :class:`OutboxTransactionError` when no transaction is open, unless
-        ``allow_outside_transaction`` is true.
+        ``allow_outside_transaction`` is true, and :class:`OutboxTableMissing` when the
+        outbox table was never created.
 
         With an OpenTelemetry SDK configured, the write happens in a ``create <topic>``
         PRODUCER span (child of the trace context captured by :func:`build_event`), and the
@@ -93,7 +124,16 @@ class OutboxEvent:
         ) as headers:
             if headers is not envelope.headers:
                 envelope = dataclasses.replace(envelope, headers=headers)
-            self._write(envelope, session, using, table, allow_outside_transaction, table_less)
+            try:
+                self._write(envelope, session, using, table, allow_outside_transaction, table_less)
+            except Exception as exc:
+                if not table_less and _is_missing_table(exc):
+                    raise OutboxTableMissing(
+                        f"the outbox table {table or 'courier_outbox'!r} does not exist: run your "
+                        "migrations (Django: `manage.py migrate courier_outbox`) or "
+                        "`courier outbox create-table`"
+                    ) from exc
+                raise
         return envelope
 
     @staticmethod
@@ -185,4 +225,3 @@ def _default_source() -> str:
             if configured:
                 return str(configured)
     return service_name()
-
