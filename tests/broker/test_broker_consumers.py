@@ -104,6 +104,8 @@ def test_two_brokers_share_a_consumer_and_hand_over_on_stop(
     stops, its partitions are revoked (in-flight work finished, done offsets committed) and
     the other takes them over: nothing is lost."""
     topic, name = unique("shared"), unique("svc")
+    # 20 calls in flight (4 partitions x batch-size 5) of 50 ms each: at most 400 events/s,
+    # so the topic takes 5 s or more, time enough for the second broker to join mid-way.
     total = 2000
 
     def commits(broker: Broker) -> float:
@@ -112,7 +114,7 @@ def test_two_brokers_share_a_consumer_and_hand_over_on_stop(
         )
         return value or 0.0
 
-    with RecordingServer({SVC: ["A"]}, delay=0.01, workers=24) as server:
+    with RecordingServer({SVC: ["A"]}, delay=0.05, workers=24) as server:
         config = broker_config(
             {name: consumer_yaml(name, server.port, {topic: [f"{SVC}/A"]}, batch_size=5)},
             partitions=4,
