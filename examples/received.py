@@ -26,5 +26,6 @@ def received_table(name: str, metadata: MetaData) -> Table:
 
 def engine_from_env() -> Engine:
     url = os.environ.get("COURIER_DATABASE_URL", "postgresql://postgres@127.0.0.1:55432/courier")
-    return create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1),
-                         pool_size=16, max_overflow=8)
+    return create_engine(
+        url.replace("postgresql://", "postgresql+psycopg2://", 1), pool_size=16, max_overflow=8
+    )

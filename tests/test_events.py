@@ -70,8 +70,7 @@ def test_time_format_round_trips_and_ends_in_z(moment: datetime) -> None:
 def test_time_format_matches_debezium_zoned_timestamp() -> None:
     assert format_time(datetime(2026, 11, 29, 2, 3, 4, tzinfo=UTC)) == "2026-11-29T02:03:04Z"
     assert (
-        format_time(datetime(2026, 11, 29, 2, 3, 4, 500, tzinfo=UTC))
-        == "2026-11-29T02:03:04.0005Z"
+        format_time(datetime(2026, 11, 29, 2, 3, 4, 500, tzinfo=UTC)) == "2026-11-29T02:03:04.0005Z"
     )
     offset = timezone(timedelta(hours=-3))
     assert format_time(datetime(2026, 11, 29, 0, 0, tzinfo=offset)) == "2026-11-29T03:00:00Z"
@@ -116,9 +115,15 @@ def test_non_utf8_header_and_tombstone_are_rejected() -> None:
 def test_extra_headers_cannot_override_the_envelope() -> None:
     with pytest.raises(ValueError, match="ce_type"):
         EventEnvelope(
-            id="1", type="a.B", source="s", time=datetime.now(UTC), topic="t",
-            payload=b"", headers={"ce_type": "evil"},
+            id="1",
+            type="a.B",
+            source="s",
+            time=datetime.now(UTC),
+            topic="t",
+            payload=b"",
+            headers={"ce_type": "evil"},
         )
     with pytest.raises(ValueError, match="timezone-aware"):
-        EventEnvelope(id="1", type="a.B", source="s", time=datetime(2026, 1, 1), topic="t",
-                      payload=b"")
+        EventEnvelope(
+            id="1", type="a.B", source="s", time=datetime(2026, 1, 1), topic="t", payload=b""
+        )

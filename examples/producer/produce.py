@@ -51,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         while produced < args.events:
             started = time.monotonic()
             package, created = create_package(
-                tracking_code=f"LG{secrets.token_hex(6).upper()}", sender="Loja Exemplo",
-                recipient=f"Cliente {rng.randint(1, 99999)}", city=rng.choice(cities),
+                tracking_code=f"LG{secrets.token_hex(6).upper()}",
+                sender="Loja Exemplo",
+                recipient=f"Cliente {rng.randint(1, 99999)}",
+                city=rng.choice(cities),
                 weight_grams=rng.randint(100, 30000),
             )
             out.write(_line(created))

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlparse
 
-_url = urlparse(os.environ.get("COURIER_DATABASE_URL", "postgresql://postgres@127.0.0.1:55432/courier"))
+_url = urlparse(
+    os.environ.get("COURIER_DATABASE_URL", "postgresql://postgres@127.0.0.1:55432/courier")
+)
 
 SECRET_KEY = "example-producer-not-secret"
 USE_TZ = True

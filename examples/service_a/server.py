@@ -42,7 +42,9 @@ class ServiceAEventsAPI(events_api_pb2_grpc.ServiceAEventsAPIServicer):
             if not claim.duplicate:
                 inbox.session.execute(
                     self.table.insert().values(  # type: ignore[attr-defined]
-                        event_id=meta.id, method=method, event_type=meta.type,
+                        event_id=meta.id,
+                        method=method,
+                        event_type=meta.type,
                         package_id=request.package.id,
                     )
                 )

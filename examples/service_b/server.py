@@ -40,7 +40,12 @@ def rejected(event_id: str, share: float) -> bool:
 
 class ServiceBEventsAPI(events_api_pb2_grpc.ServiceBEventsAPIServicer):
     def __init__(
-        self, inbox: SqlAlchemyInbox, table: object, *, fail_rate: float, reject_rate: float,
+        self,
+        inbox: SqlAlchemyInbox,
+        table: object,
+        *,
+        fail_rate: float,
+        reject_rate: float,
         outage_until: float,
     ) -> None:
         self.inbox, self.table = inbox, table
@@ -59,7 +64,9 @@ class ServiceBEventsAPI(events_api_pb2_grpc.ServiceBEventsAPIServicer):
             if not claim.duplicate:
                 self.inbox.session.execute(
                     self.table.insert().values(  # type: ignore[attr-defined]
-                        event_id=meta.id, method="EndpointC", event_type=meta.type,
+                        event_id=meta.id,
+                        method="EndpointC",
+                        event_type=meta.type,
                         package_id=request.package.id,
                     )
                 )
@@ -82,8 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     metadata.create_all(engine)
     create_inbox_table(engine)
     servicer = ServiceBEventsAPI(
-        SqlAlchemyInbox(sessionmaker(engine), CONSUMER), table,
-        fail_rate=args.fail_rate, reject_rate=args.reject_rate,
+        SqlAlchemyInbox(sessionmaker(engine), CONSUMER),
+        table,
+        fail_rate=args.fail_rate,
+        reject_rate=args.reject_rate,
         outage_until=time.monotonic() + args.outage_seconds,
     )
     serve(servicer, port=args.port, metrics_port=args.metrics_port)

@@ -73,9 +73,10 @@ def admin_scenario(
         return None
 
     breaker = {"failure-threshold": 2, "open-seconds": "60s", "probe-interval": "1s"}
-    with RecordingServer({SVC: ["Handle"]}) as down_server, RecordingServer(
-        {SVC: ["Handle"]}
-    ) as picky_server:
+    with (
+        RecordingServer({SVC: ["Handle"]}) as down_server,
+        RecordingServer({SVC: ["Handle"]}) as picky_server,
+    ):
         down_server.behaviour = unavailable
         picky_server.behaviour = picky
         config = broker_config(

@@ -105,9 +105,9 @@ def test_the_page_shows_the_open_breaker_and_a_click_replays_a_dlq_event(
         # The token, kept in sessionStorage for this tab.
         browser.find_element(By.ID, "token").send_keys(TOKEN)
         click(browser, "#token-save", "the token button")
-        assert browser.execute_script(
-            "return sessionStorage.getItem('courier-admin-token')"
-        ) == TOKEN
+        assert (
+            browser.execute_script("return sessionStorage.getItem('courier-admin-token')") == TOKEN
+        )
 
         click(browser, f'tr[data-consumer="{s.picky_name}"] a.dlq-link', "the DLQ link")
         rows = "#dlq-events tr[data-position]"

@@ -22,17 +22,26 @@ def test_event_with_cloudevents_headers_round_trips_through_kafka(
 ) -> None:
     topic = unique("devstack.roundtrip")
     sent = EventEnvelope(
-        id=str(uuid7()), type="packages.v1.PackageDelivered", source="tests",
-        time=datetime.now(UTC), topic=topic, payload=b"\x0a\x03abc", key="pkg-1",
+        id=str(uuid7()),
+        type="packages.v1.PackageDelivered",
+        source="tests",
+        time=datetime.now(UTC),
+        topic=topic,
+        payload=b"\x0a\x03abc",
+        key="pkg-1",
         headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
     )
     producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True})
-    producer.produce(topic, value=sent.payload, key=sent.kafka_key(),
-                     headers=sent.kafka_headers())
+    producer.produce(topic, value=sent.payload, key=sent.kafka_key(), headers=sent.kafka_headers())
     assert producer.flush(30) == 0
 
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": unique("g"),
-                         "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": unique("g"),
+            "auto.offset.reset": "earliest",
+        }
+    )
     consumer.subscribe([topic])
     try:
         message = None
@@ -58,15 +67,17 @@ def test_logical_replication_slot_streams_an_insert(
         assert cur.fetchone() == ("logical",)
         cur.execute(f"CREATE TABLE {table} (id int primary key, note text)")
         cur.execute(f"CREATE PUBLICATION {slot} FOR TABLE {table}")
-    replication = psycopg2.connect(stack.database_url,
-                                   connection_factory=LogicalReplicationConnection)
+    replication = psycopg2.connect(
+        stack.database_url, connection_factory=LogicalReplicationConnection
+    )
     try:
         rcur = replication.cursor()
         rcur.create_replication_slot(slot, output_plugin="pgoutput")
         with psycopg2.connect(stack.database_url) as conn, conn.cursor() as cur:
             cur.execute(f"INSERT INTO {table} VALUES (1, 'hello from the outbox')")
-        rcur.start_replication(slot_name=slot, decode=False,
-                               options={"proto_version": "1", "publication_names": slot})
+        rcur.start_replication(
+            slot_name=slot, decode=False, options={"proto_version": "1", "publication_names": slot}
+        )
         found = False
         for _ in range(200):
             message = rcur.read_message()

@@ -129,7 +129,10 @@ def test_exception_text_is_masked() -> None:
     ("text", "expected"),
     [
         ("postgresql://user:pass@host/db", "postgresql://user:***@host/db"),
-        ("mysql+pymysql://root:p%40ss@127.0.0.1:3306/x", "mysql+pymysql://root:***@127.0.0.1:3306/x"),
+        (
+            "mysql+pymysql://root:p%40ss@127.0.0.1:3306/x",
+            "mysql+pymysql://root:***@127.0.0.1:3306/x",
+        ),
         ("http://127.0.0.1:9465/metrics", "http://127.0.0.1:9465/metrics"),
         ("kafka://broker:9092", "kafka://broker:9092"),
         ("Authorization: Bearer eyJhbGciOi.x.y", "Authorization: Bearer ***"),

@@ -37,7 +37,7 @@ def test_lint_failures_exit_1_and_name_the_problem(
     assert result.returncode == 1
     assert "bad.proto" in result.stdout
     assert 'Message name "bad_name" should be PascalCase' in result.stdout
-    assert "should be suffixed with \"_UNSPECIFIED\"" in result.stdout
+    assert 'should be suffixed with "_UNSPECIFIED"' in result.stdout
 
 
 def test_compile_errors_are_lint_failures(run_courier: RunCourier, proto_copy: Path) -> None:
@@ -58,8 +58,7 @@ def test_lint_of_a_missing_directory_is_bad_usage(run_courier: RunCourier, tmp_p
 
 def _git(repo: Path, *args: str) -> None:
     subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid",
-         *args],
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
         check=True,
         capture_output=True,
     )
@@ -93,8 +92,10 @@ def test_breaking_compares_with_an_older_commit(run_courier: RunCourier, schema_
     events.write_text(events.read_text().replace("  string reason = 2;\n", ""))
     _git(schema_repo, "commit", "-q", "-am", "drop reason")
     proto_dir = str(schema_repo / "schemas")
-    assert run_courier("schemas", "breaking", "--against", "HEAD", "--proto-dir", proto_dir) \
-        .returncode == 0
+    assert (
+        run_courier("schemas", "breaking", "--against", "HEAD", "--proto-dir", proto_dir).returncode
+        == 0
+    )
     older = run_courier("schemas", "breaking", "--against", "HEAD~1", "--proto-dir", proto_dir)
     assert older.returncode == 1
     assert '"reason" on message "PackageReturned" was deleted' in older.stdout
@@ -115,8 +116,12 @@ def test_breaking_against_an_unknown_ref_is_bad_usage(
     run_courier: RunCourier, schema_repo: Path
 ) -> None:
     result = run_courier(
-        "schemas", "breaking", "--against", "no-such-branch",
-        "--proto-dir", str(schema_repo / "schemas"),
+        "schemas",
+        "breaking",
+        "--against",
+        "no-such-branch",
+        "--proto-dir",
+        str(schema_repo / "schemas"),
     )
     assert result.returncode == 2
     assert "unknown git ref 'no-such-branch'" in result.stderr

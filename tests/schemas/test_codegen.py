@@ -37,8 +37,15 @@ def test_generate_reproduces_the_committed_code(run_courier: RunCourier, tmp_pat
     assert sorted(generated) == sorted(committed)
     assert generated == committed  # byte for byte
     assert _generated_files(src / "courier" / "v1") == _generated_files(COMMITTED_ROOTS["courier"])
-    expected = {"packages_pb2.py", "packages_pb2.pyi", "events_pb2.py", "events_pb2.pyi",
-                "events_api_pb2.py", "events_api_pb2_grpc.py", "events_api_pb2_grpc.pyi"}
+    expected = {
+        "packages_pb2.py",
+        "packages_pb2.pyi",
+        "events_pb2.py",
+        "events_pb2.pyi",
+        "events_api_pb2.py",
+        "events_api_pb2_grpc.py",
+        "events_api_pb2_grpc.pyi",
+    }
     assert expected <= {Path(name).name for name in generated}
 
 
@@ -72,8 +79,12 @@ def test_second_run_changes_nothing_and_stale_files_go(proto_copy: Path, tmp_pat
     (proto_copy / "packages" / "v1" / "events_api.proto").unlink()
     pruned = generate_python(proto_copy, out, src)
     gone = {path.name for path in pruned.removed}
-    assert gone == {"events_api_pb2.py", "events_api_pb2.pyi",
-                    "events_api_pb2_grpc.py", "events_api_pb2_grpc.pyi"}
+    assert gone == {
+        "events_api_pb2.py",
+        "events_api_pb2.pyi",
+        "events_api_pb2_grpc.py",
+        "events_api_pb2_grpc.pyi",
+    }
     assert not (out / "packages" / "v1" / "events_api_pb2.py").exists()
     assert (out / "packages" / "v1" / "events_pb2.py").exists()
 
@@ -85,8 +96,14 @@ def test_a_proto_error_is_reported_with_exit_1(
         'syntax = "proto3";\npackage packages.v1;\nmessage Broken { NoSuchType x = 1; }\n'
     )
     result = run_courier(
-        "schemas", "generate", "--proto-dir", str(proto_copy),
-        "--out", str(tmp_path / "gen"), "--courier-src", str(tmp_path / "src"),
+        "schemas",
+        "generate",
+        "--proto-dir",
+        str(proto_copy),
+        "--out",
+        str(tmp_path / "gen"),
+        "--courier-src",
+        str(tmp_path / "src"),
     )
     assert result.returncode == 1
     assert "NoSuchType" in result.stderr

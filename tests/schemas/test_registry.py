@@ -38,8 +38,9 @@ def packages(draw: st.DrawFn) -> packages_pb2.Package:
         sender=address(),
         recipient=address(),
         weight_grams=draw(st.integers(0, 2**32 - 1)),
-        created_at=Timestamp(seconds=draw(st.integers(0, 253402300799)),
-                             nanos=draw(st.integers(0, 999_999_999))),
+        created_at=Timestamp(
+            seconds=draw(st.integers(0, 253402300799)), nanos=draw(st.integers(0, 999_999_999))
+        ),
     )
 
 

@@ -17,8 +17,11 @@ def create_package(
 ) -> tuple[Package, EventEnvelope]:
     """Save a new package and its PackageCreated event in one transaction."""
     package = Package.objects.create(
-        tracking_code=tracking_code, sender_name=sender, recipient_name=recipient,
-        recipient_city=city, weight_grams=weight_grams,
+        tracking_code=tracking_code,
+        sender_name=sender,
+        recipient_name=recipient,
+        recipient_city=city,
+        weight_grams=weight_grams,
     )
     event = build_event(PackageCreated(package=package.to_proto()), key=str(package.id)).save()
     return package, event

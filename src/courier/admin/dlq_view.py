@@ -25,18 +25,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-
 from courier.broker.config import ConsumerConfig
-from courier.broker.dlq_ledger import PartitionLedger
 from courier.broker.dlq_records import DlqRecord, read_records
-from courier.broker.dlq_replay import RecordFilter, replay, replay_group
+from courier.broker.dlq_replay import RecordFilter, read_ledgers, replay, replay_group
 from courier.broker.kafka_clients import (
     DEFAULT_TIMEOUT,
-    KafkaUnavailable,
-    partitions_of,
     reader,
-    unreachable_message,
     watermarks,
 )
 from courier.events import format_time
@@ -205,16 +199,6 @@ def record_json(record: DlqRecord, decoder: PayloadDecoder, replayed: bool) -> d
         "headers": [[name, _text(v)] for name, v in record.headers],
         "payload": payload,
     }
-
-
-def read_ledgers(kafka: Consumer, topic: str, timeout: float) -> dict[int, PartitionLedger]:
-    """What was replayed from each DLQ partition (the reader's group is the replay group)."""
-    partitions = [TopicPartition(topic, p) for p in partitions_of(kafka, topic, timeout)]
-    try:
-        committed = kafka.committed(partitions, timeout=timeout)
-    except KafkaException as exc:
-        raise KafkaUnavailable(unreachable_message(exc, timeout)) from None
-    return {tp.partition: PartitionLedger.decode(tp.offset, tp.metadata) for tp in committed}
 
 
 def read_dlq(

@@ -81,9 +81,7 @@ def is_loopback(host: str) -> bool:
 def json_bytes(value: Any) -> bytes:
     """JSON with ``<``, ``>`` and ``&`` escaped, so no value can read as markup anywhere."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return (
-        text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
-    )
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
 
 
 class _Server(ThreadingHTTPServer):
@@ -148,9 +146,7 @@ class AdminServer:
 
     def start(self) -> AdminServer:
         """Serve in a daemon thread; returns self."""
-        self._thread = threading.Thread(
-            target=self._serve, name="courier-admin", daemon=True
-        )
+        self._thread = threading.Thread(target=self._serve, name="courier-admin", daemon=True)
         self._thread.start()
         return self
 
@@ -173,7 +169,10 @@ class AdminServer:
     def check_token(self, authorization: str | None) -> tuple[int, str] | None:
         """None if ``authorization`` carries the token; else (401 or 403, why)."""
         if self.token is None:
-            return 403, f"state changes are disabled: start the broker with --admin-token or ${TOKEN_ENV}"  # noqa: E501
+            return (
+                403,
+                f"state changes are disabled: start the broker with --admin-token or ${TOKEN_ENV}",
+            )
         scheme, _, credentials = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             return 401, "a bearer token is required (Authorization: Bearer <token>)"
@@ -221,7 +220,11 @@ def _handler_class(owner: AdminServer) -> type[BaseHTTPRequestHandler]:
                 status, body, kind = 502, json_bytes({"error": f"Kafka: {exc}"}), "json"
             except Exception:
                 logger.exception("admin request failed", extra={"path": self.path})
-                status, body, kind = 500, json_bytes({"error": "internal error (see the broker log)"}), "json"  # noqa: E501
+                status, body, kind = (
+                    500,
+                    json_bytes({"error": "internal error (see the broker log)"}),
+                    "json",
+                )
             self._answer(status, body, kind)
 
         def _check_host(self) -> None:

@@ -126,7 +126,7 @@ def replay(
     kafka = reader(bootstrap_servers, replay_group(consumer))
     try:
         partitions_of(kafka, consumer.retry_topic, timeout)  # fail early if it is missing
-        ledgers = _read_ledgers(kafka, consumer.dlq_topic, timeout)
+        ledgers = read_ledgers(kafka, consumer.dlq_topic, timeout)
         start = None if from_beginning else {p: ledger.floor for p, ledger in ledgers.items()}
         if start:
             for partition, floor in start.items():  # records below the floor are not read again
@@ -232,7 +232,8 @@ def _send(
     return acked
 
 
-def _read_ledgers(kafka: Consumer, topic: str, timeout: float) -> dict[int, PartitionLedger]:
+def read_ledgers(kafka: Consumer, topic: str, timeout: float) -> dict[int, PartitionLedger]:
+    """What was replayed from each DLQ partition (the reader's group is the replay group)."""
     partitions = [TopicPartition(topic, p) for p in partitions_of(kafka, topic, timeout)]
     try:
         committed = kafka.committed(partitions, timeout=timeout)

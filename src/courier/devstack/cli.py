@@ -17,8 +17,10 @@ from courier.devstack.jars import jar_size_bytes
 from courier.devstack.processes import StackError
 from courier.settings import ENV_BOOTSTRAP_SERVERS, ENV_DATABASE_URL
 
-app = typer.Typer(help="The local stack: PostgreSQL, Kafka (KRaft) and Kafka Connect + Debezium.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The local stack: PostgreSQL, Kafka (KRaft) and Kafka Connect + Debezium.",
+    no_args_is_help=True,
+)
 err = Console(stderr=True)
 out = Console()
 
@@ -81,8 +83,10 @@ def up(
     except StackError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
-    jars_mb = (jar_size_bytes(config.kafka_lib_dir)
-               + jar_size_bytes(config.connect_plugins_dir / "debezium-connector-postgres")) / 1e6
+    jars_mb = (
+        jar_size_bytes(config.kafka_lib_dir)
+        + jar_size_bytes(config.connect_plugins_dir / "debezium-connector-postgres")
+    ) / 1e6
     err.print(f"stack up in {seconds:.1f}s (jars: {jars_mb:.0f} MB in {config.data_dir / 'jars'})")
     _print_status(config)
 

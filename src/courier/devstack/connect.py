@@ -83,17 +83,30 @@ def start(config: StackConfig, progress: Progress) -> None:
         props.write_text(worker_properties(config, plugins))
         progress(f"Kafka Connect: starting on {config.connect_url}")
         start_detached(
-            [kafka.java_bin(), "-Xms256m", "-Xmx1g", "-XX:+UseG1GC",
-             "-Djava.awt.headless=true",
-             f"-Dlog4j2.configurationFile={kafka.log4j_config(config)}",
-             f"-Dkafka.logs.dir={config.logs_dir}", "-cp", f"{lib}/*",
-             "org.apache.kafka.connect.cli.ConnectStandalone", str(props)],
+            [
+                kafka.java_bin(),
+                "-Xms256m",
+                "-Xmx1g",
+                "-XX:+UseG1GC",
+                "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={kafka.log4j_config(config)}",
+                f"-Dkafka.logs.dir={config.logs_dir}",
+                "-cp",
+                f"{lib}/*",
+                "org.apache.kafka.connect.cli.ConnectStandalone",
+                str(props),
+            ],
             log_path(config),
             _pid_file(config),
         )
     progress("Kafka Connect: waiting for the REST API")
-    wait_until(lambda: is_ready(config), what="Kafka Connect", timeout=120,
-               alive=lambda: is_running(config), log_file=log_path(config))
+    wait_until(
+        lambda: is_ready(config),
+        what="Kafka Connect",
+        timeout=120,
+        alive=lambda: is_running(config),
+        log_file=log_path(config),
+    )
 
 
 def stop(config: StackConfig) -> bool:

@@ -137,8 +137,7 @@ def start(config: StackConfig, progress: Progress) -> None:
     java = java_bin()
     if not is_running(config):
         require_free_port("Kafka", config.kafka_port, "COURIER_DEV_KAFKA_PORT")
-        require_free_port("Kafka controller", config.controller_port,
-                          "COURIER_DEV_CONTROLLER_PORT")
+        require_free_port("Kafka controller", config.controller_port, "COURIER_DEV_CONTROLLER_PORT")
         config.kafka_dir.mkdir(parents=True, exist_ok=True)
         props = config.kafka_dir / "server.properties"
         props.write_text(server_properties(config))
@@ -147,24 +146,54 @@ def start(config: StackConfig, progress: Progress) -> None:
         if not (config.kafka_dir / "data" / "meta.properties").exists():
             progress("Kafka: formatting KRaft storage (first start)")
             result = subprocess.run(
-                [java, "-Xmx256m", f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
-                 "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(props),
-                 "--standalone", "--ignore-formatted"],
-                capture_output=True, text=True, check=False,
+                [
+                    java,
+                    "-Xmx256m",
+                    f"-Dlog4j2.configurationFile={log4j}",
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    new_cluster_id(),
+                    "-c",
+                    str(props),
+                    "--standalone",
+                    "--ignore-formatted",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if result.returncode != 0:
                 raise StackError(f"Kafka storage format failed: {result.stderr.strip()[-800:]}")
         progress(f"Kafka {config.kafka_version}: starting on {config.bootstrap_servers}")
         start_detached(
-            [java, "-Xms512m", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-             "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
-             f"-Dkafka.logs.dir={config.logs_dir}", "-cp", classpath, "kafka.Kafka", str(props)],
+            [
+                java,
+                "-Xms512m",
+                "-Xmx1g",
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={log4j}",
+                f"-Dkafka.logs.dir={config.logs_dir}",
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(props),
+            ],
             log_path(config),
             _pid_file(config),
         )
     progress("Kafka: waiting for a metadata response")
-    wait_until(lambda: is_ready(config), what="Kafka", timeout=90,
-               alive=lambda: is_running(config), log_file=log_path(config))
+    wait_until(
+        lambda: is_ready(config),
+        what="Kafka",
+        timeout=90,
+        alive=lambda: is_running(config),
+        log_file=log_path(config),
+    )
 
 
 def stop(config: StackConfig) -> bool:

@@ -126,10 +126,16 @@ def _prepare_dirs(config: StackConfig) -> None:
 
 def is_ready(config: StackConfig) -> bool:
     try:
-        with psycopg2.connect(
-            host=HOST, port=config.postgres_port, user=DATABASE_USER, dbname="postgres",
-            connect_timeout=2,
-        ) as conn, conn.cursor() as cur:
+        with (
+            psycopg2.connect(
+                host=HOST,
+                port=config.postgres_port,
+                user=DATABASE_USER,
+                dbname="postgres",
+                connect_timeout=2,
+            ) as conn,
+            conn.cursor() as cur,
+        ):
             cur.execute("SHOW wal_level")
             row = cur.fetchone()
             return row is not None and row[0] == "logical"
@@ -160,8 +166,17 @@ def start(config: StackConfig, progress: Progress) -> None:
         progress("PostgreSQL: initdb (first start)")
         _run(
             _as_service_user(
-                [str(bin_dir / "initdb"), "-D", str(data), "-U", DATABASE_USER,
-                 "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    DATABASE_USER,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
             ),
             what="initdb",
         )
@@ -171,19 +186,27 @@ def start(config: StackConfig, progress: Progress) -> None:
         options += f" -p {config.postgres_port} -c unix_socket_directories={config.postgres_dir}"
         _run(
             _as_service_user(
-                [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(_log_file(config)),
-                 "-o", options, "start"]
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(_log_file(config)),
+                    "-o",
+                    options,
+                    "start",
+                ]
             ),
             what="pg_ctl start",
         )
-    wait_until(lambda: is_ready(config), what="PostgreSQL", timeout=60,
-               log_file=_log_file(config))
+    wait_until(lambda: is_ready(config), what="PostgreSQL", timeout=60, log_file=_log_file(config))
     _ensure_database(config)
 
 
 def _ensure_database(config: StackConfig) -> None:
-    conn = psycopg2.connect(host=HOST, port=config.postgres_port, user=DATABASE_USER,
-                            dbname="postgres")
+    conn = psycopg2.connect(
+        host=HOST, port=config.postgres_port, user=DATABASE_USER, dbname="postgres"
+    )
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
@@ -202,8 +225,9 @@ def stop(config: StackConfig) -> bool:
     if bin_dir is None:
         return False
     _run(
-        _as_service_user([str(bin_dir / "pg_ctl"), "-D", str(_data_dir(config)), "-m", "fast",
-                          "-w", "stop"]),
+        _as_service_user(
+            [str(bin_dir / "pg_ctl"), "-D", str(_data_dir(config)), "-m", "fast", "-w", "stop"]
+        ),
         what="pg_ctl stop",
     )
     return True

@@ -48,12 +48,18 @@ def down(config: StackConfig) -> list[str]:
 def status(config: StackConfig) -> list[ServiceStatus]:
     rows = [
         ServiceStatus(
-            "postgres", config.database_url, postgres.is_running(config),
-            postgres.is_ready(config), postgres.log_path(config),
+            "postgres",
+            config.database_url,
+            postgres.is_running(config),
+            postgres.is_ready(config),
+            postgres.log_path(config),
         ),
         ServiceStatus(
-            "kafka", config.bootstrap_servers, kafka.is_running(config),
-            kafka.is_ready(config), kafka.log_path(config),
+            "kafka",
+            config.bootstrap_servers,
+            kafka.is_running(config),
+            kafka.is_ready(config),
+            kafka.log_path(config),
         ),
     ]
     if connect.is_running(config):
@@ -63,7 +69,13 @@ def status(config: StackConfig) -> list[ServiceStatus]:
             found = connect.DEBEZIUM_CONNECTOR_CLASS in connect.plugin_classes(config)
             detail = "debezium postgres plugin loaded" if found else "debezium plugin MISSING"
         rows.append(
-            ServiceStatus("kafka-connect", config.connect_url, True, answering,
-                          connect.log_path(config), detail)
+            ServiceStatus(
+                "kafka-connect",
+                config.connect_url,
+                True,
+                answering,
+                connect.log_path(config),
+                detail,
+            )
         )
     return rows
