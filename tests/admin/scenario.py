@@ -22,10 +22,10 @@ from broker.recording_server import Call, RecordingServer
 from packages.v1.events_pb2 import PackageDelivered
 from packages.v1.packages_pb2 import Package
 
-from courier.admin import serve_admin
-from courier.admin.server import AdminServer
 from courier.broker.runner import Broker
 from courier.events import EventEnvelope
+from courier.observability.admin import serve_admin
+from courier.observability.admin.server import AdminServer
 
 SVC = "test.v1.Events"
 TOKEN = "admin-test-token"

@@ -12,16 +12,16 @@ from hypothesis import strategies as st
 from packages.v1.events_pb2 import PackageDelivered
 from packages.v1.packages_pb2 import Package
 
-from courier.admin.dlq_view import (
+from courier.broker.dlq_records import DlqRecord
+from courier.broker.retry_headers import RetryState
+from courier.observability.admin.dlq_view import (
     AdminFilter,
     BadRequest,
     ReplayRequest,
     known_types_decoder,
     record_json,
 )
-from courier.admin.failures import FailedCall, FailureLog
-from courier.broker.dlq_records import DlqRecord
-from courier.broker.retry_headers import RetryState
+from courier.observability.admin.failures import FailedCall, FailureLog
 
 
 def dlq_record(

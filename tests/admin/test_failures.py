@@ -11,10 +11,10 @@ from broker.broker_harness import consumer_yaml
 from broker.kafka_helpers import broker_config
 from broker.recording_server import Call, RecordingServer
 
-from courier.admin.failures import FailureLog, ObservedDeliverer
 from courier.broker.breaker import CircuitBreaker
 from courier.broker.delivery import delivery_request
 from courier.events import EventEnvelope
+from courier.observability.admin.failures import FailureLog, ObservedDeliverer
 
 SVC = "test.v1.Events"
 

@@ -14,8 +14,13 @@ from typing import Any
 
 import pytest
 
-from courier.admin.dlq_view import AdminFilter, ReplayRequest
-from courier.admin.server import AdminServer, AdminServerError, is_loopback, json_bytes
+from courier.observability.admin.dlq_view import AdminFilter, ReplayRequest
+from courier.observability.admin.server import (
+    AdminServer,
+    AdminServerError,
+    is_loopback,
+    json_bytes,
+)
 
 TOKEN = "s3cret-token"
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -106,7 +111,9 @@ def test_the_page_is_static_html_with_a_strict_content_security_policy(
 def test_the_script_never_writes_html() -> None:
     from importlib import resources
 
-    script = resources.files("courier.admin").joinpath("static", "admin.js").read_text()
+    script = (
+        resources.files("courier.observability.admin").joinpath("static", "admin.js").read_text()
+    )
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in script
     assert "textContent" in script

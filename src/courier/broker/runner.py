@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 from confluent_kafka import KafkaException
 
 from courier._signals import install_stop_handlers
-from courier.admin.failures import FailureLog, ObservedDeliverer
 from courier.broker.breaker import BreakerState, CircuitBreaker
 from courier.broker.config import BrokerConfig, ConsumerConfig
 from courier.broker.consumer_loop import ConsumerLoop
@@ -35,6 +34,7 @@ from courier.broker.kafka_clients import admin_client, unreachable_message
 from courier.broker.method_resolution import MethodResolutionError, PathResolver
 from courier.broker.metrics import BrokerMetrics
 from courier.broker.subscriptions import LoopSettings, subscriptions
+from courier.observability.admin.failures import FailureLog, ObservedDeliverer
 from courier.observability.logging import LogFormat, configure_logging
 from courier.observability.metrics_server import (
     DEFAULT_METRICS_HOST,
@@ -43,7 +43,7 @@ from courier.observability.metrics_server import (
 )
 
 if TYPE_CHECKING:
-    from courier.admin.server import AdminServer
+    from courier.observability.admin.server import AdminServer
 
 logger = logging.getLogger("courier.broker")
 
@@ -207,7 +207,8 @@ def run_broker(
 ) -> int:
     """Run the broker until SIGTERM/SIGINT; the process exit code.
 
-    ``admin_port``: also serve the admin page (:mod:`courier.admin`) on ``admin_host``.
+    ``admin_port``: also serve the admin page (:mod:`courier.observability.admin`) on
+    ``admin_host``.
 
     Logs go to stdout (JSON lines when it is not a terminal); a start-up failure is one
     line on stderr.
@@ -227,8 +228,8 @@ def run_broker(
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
         if admin_port is not None:
-            from courier.admin import serve_admin
-            from courier.admin.server import AdminServerError
+            from courier.observability.admin import serve_admin
+            from courier.observability.admin.server import AdminServerError
 
             try:
                 admin = serve_admin(broker, port=admin_port, host=admin_host, token=admin_token)

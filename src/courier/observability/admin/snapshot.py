@@ -8,7 +8,7 @@ Read from the admin server's threads while the broker runs, without stopping it:
 - assigned partitions from each consumer loop's :class:`PartitionControl`: the loop thread
   owns that state, so it is copied in one C-level step (``list(dict.values())``, atomic under
   the GIL) and only plain ints and bools are read from the copies;
-- recent failed calls from the :class:`~courier.admin.failures.FailureLog`.
+- recent failed calls from the :class:`~courier.observability.admin.failures.FailureLog`.
 
 The broker's hot path does none of this work: it only happens when the page asks.
 """
@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Gauge
 
-from courier.admin.failures import FailureLog
 from courier.broker.breaker import BreakerState
 from courier.broker.config import ConsumerConfig
+from courier.observability.admin.failures import FailureLog
 
 if TYPE_CHECKING:
     from courier.broker.consumer_loop import ConsumerLoop

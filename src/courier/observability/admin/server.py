@@ -37,11 +37,17 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from courier.admin.backend import AdminBackend
-from courier.admin.dlq_view import DEFAULT_LIMIT, MAX_LIMIT, AdminFilter, BadRequest, ReplayRequest
 from courier.broker.kafka_clients import KafkaUnavailable
+from courier.observability.admin.backend import AdminBackend
+from courier.observability.admin.dlq_view import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    AdminFilter,
+    BadRequest,
+    ReplayRequest,
+)
 
-logger = logging.getLogger("courier.admin")
+logger = logging.getLogger("courier.observability.admin")
 
 DEFAULT_ADMIN_HOST = "127.0.0.1"
 TOKEN_ENV = "COURIER_ADMIN_TOKEN"
@@ -118,7 +124,12 @@ class AdminServer:
                 f"--admin-token or ${TOKEN_ENV}"
             )
         self._static = {
-            path: (resources.files("courier.admin").joinpath("static", name).read_bytes(), kind)
+            path: (
+                resources.files("courier.observability.admin")
+                .joinpath("static", name)
+                .read_bytes(),
+                kind,
+            )
             for path, (name, kind) in _STATIC.items()
         }
         server_class = _Server6 if ":" in host.strip("[]") else _Server

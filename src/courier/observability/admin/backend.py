@@ -14,9 +14,14 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from courier.admin.dlq_view import AdminFilter, ReplayRequest, read_dlq, replay_request
-from courier.admin.failures import FailureLog
-from courier.admin.snapshot import broker_snapshot
+from courier.observability.admin.dlq_view import (
+    AdminFilter,
+    ReplayRequest,
+    read_dlq,
+    replay_request,
+)
+from courier.observability.admin.failures import FailureLog
+from courier.observability.admin.snapshot import broker_snapshot
 
 if TYPE_CHECKING:
     from courier.broker.runner import Broker
