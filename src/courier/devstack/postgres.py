@@ -61,14 +61,31 @@ def ensure_installed(progress: Progress) -> Path:
     # Only our own cluster should exist: stop the package from creating and starting 'main'.
     conf = Path("/etc/postgresql-common/createcluster.conf")
     conf.parent.mkdir(parents=True, exist_ok=True)
-    if not conf.exists():
-        conf.write_text("create_main_cluster = false\n")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    current = conf.read_text() if conf.exists() else ""
+    if "create_main_cluster = false" not in current:
+        conf.write_text(current + "create_main_cluster = false\n")
+    # Our createcluster.conf predates the package's: keep it, without a conffile prompt.
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "UCF_FORCE_CONFFOLD": "1"}
     progress("PostgreSQL: apt-get update")
-    _run(["apt-get", "update", "-q"], env=env, what="apt-get update")
+    _run(
+        ["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-q"], env=env, what="apt-get update"
+    )
     progress("PostgreSQL: apt-get install postgresql (Debian's package)")
     _run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
+        [
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "-o",
+            "DPkg::Lock::Timeout=300",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "postgresql",
+        ],
         env=env,
         what="apt-get install postgresql",
     )
