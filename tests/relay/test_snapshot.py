@@ -14,6 +14,7 @@ from google.protobuf.wrappers_pb2 import StringValue
 from courier import build_event
 from courier.events import EventEnvelope
 from courier.outbox.table import COLUMNS, create_table_statements, row_values
+from courier.relay.errors import RelaySetupError
 from courier.relay.snapshot import STATE_TABLE, slot_states
 from courier.relay.testing import RelayThread, read_topic
 
@@ -132,3 +133,28 @@ def test_a_snapshot_that_never_finished_is_taken_again(
         assert _states(database_url)[slot] == "done"
         records = read_topic(bootstrap_servers, topic, count=50, timeout=60, settle=1.0)
     assert sorted(r.header("ce_id") for r in records) == sorted(e.id for e in rows)
+
+
+def test_a_slot_of_another_database_is_refused_with_a_clear_error(
+    table: str, database_url: str, bootstrap_servers: str, unique: Any
+) -> None:
+    other_db, slot = unique("otherdb"), unique("shared_slot")
+    admin = psycopg2.connect(database_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{other_db}"')
+    other = psycopg2.connect(database_url.rsplit("/", 1)[0] + f"/{other_db}")
+    other.autocommit = True
+    try:
+        with other.cursor() as cur:
+            cur.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
+        relay = RelayThread(database_url, bootstrap_servers, table=table, slot=slot).relay
+        with pytest.raises(RelaySetupError, match=f"belongs to database '{other_db}'"):
+            relay.ensure_slot()
+    finally:
+        with other.cursor() as cur:
+            cur.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+        other.close()
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE "{other_db}"')
+        admin.close()

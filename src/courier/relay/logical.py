@@ -180,13 +180,21 @@ class LogicalRelay:
 
     def _ensure_slot_locked(self, cur: Any, state: SlotState, schema: str, name: str) -> bool:
         cur.execute(
-            "SELECT plugin FROM pg_replication_slots WHERE slot_name = %s", (self.config.slot,)
+            "SELECT plugin, database, current_database() FROM pg_replication_slots "
+            "WHERE slot_name = %s",
+            (self.config.slot,),
         )
         row = cur.fetchone()
         if row is not None:
-            if row[0] != "pgoutput":
+            plugin, database, ours = row
+            if database != ours:  # slot names are cluster-wide, a slot reads one database
                 raise RelaySetupError(
-                    f"replication slot {self.config.slot!r} uses plugin {row[0]!r}, "
+                    f"replication slot {self.config.slot!r} belongs to database {database!r}, "
+                    f"not {ours!r}: give this relay its own --slot"
+                )
+            if plugin != "pgoutput":
+                raise RelaySetupError(
+                    f"replication slot {self.config.slot!r} uses plugin {plugin!r}, "
                     "not pgoutput: choose another --slot"
                 )
             known = state.get()
