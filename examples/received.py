@@ -25,7 +25,7 @@ def received_table(name: str, metadata: MetaData) -> Table:
 
 
 def engine_from_env() -> Engine:
-    url = os.environ.get("COURIER_DATABASE_URL", "postgresql://postgres@127.0.0.1:55432/courier")
+    url = os.environ.get("COURIER_DATABASE_URL", "postgresql://postgres@127.0.0.1:15432/courier")
     return create_engine(
         url.replace("postgresql://", "postgresql+psycopg2://", 1), pool_size=16, max_overflow=8
     )

@@ -9,7 +9,7 @@ import os
 from urllib.parse import unquote, urlparse
 
 _url = urlparse(
-    os.environ.get("COURIER_DATABASE_URL", "postgresql://postgres@127.0.0.1:55432/courier")
+    os.environ.get("COURIER_DATABASE_URL", "postgresql://postgres@127.0.0.1:15432/courier")
 )
 
 SECRET_KEY = "example-producer-not-secret"

@@ -26,6 +26,7 @@ from courier.broker.delivery_trace import with_trace_links
 from courier.consumer import RetryLater
 from courier.consumer.testing import deliver
 from courier.observability.tracing import TRACE_LINKS_HEADER, context_from_headers
+from courier.outbox.builder import OutboxTableMissing
 from courier.outbox.table import create_table_statements
 
 from .trace_harness import in_memory_spans, named, parent_id, span_id, traceparent
@@ -95,7 +96,7 @@ def test_a_failed_outbox_write_ends_its_span_as_an_error(
 ) -> None:
     _, exporter = spans
     conn = sqlite3.connect(":memory:")  # no outbox table
-    with pytest.raises(sqlite3.OperationalError), conn:
+    with pytest.raises(OutboxTableMissing), conn:
         build_event(_message(), topic="parcels").save(conn, allow_outside_transaction=True)
     [create] = exporter.get_finished_spans()
     assert parent_id(create) is None  # no active span: the event starts its own trace

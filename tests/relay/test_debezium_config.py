@@ -59,7 +59,7 @@ def test_cli_prints_the_post_body() -> None:
             "relay",
             "debezium-config",
             "--database-url",
-            "postgresql://postgres@127.0.0.1:55432/courier",
+            "postgresql://postgres@127.0.0.1:15432/courier",
             "--name",
             "shop-outbox",
         ],

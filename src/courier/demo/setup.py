@@ -32,10 +32,15 @@ def _repo_root() -> Path:
     raise StackError("courier demo runs from a checkout: examples/broker.yaml was not found")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct ports the kernel has free now (all held open at once, then freed)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket())
+            sock.bind((HOST, 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 @dataclass
@@ -59,21 +64,17 @@ class DemoLayout:
         run_dir = config.data_dir / "demo" / datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir.mkdir(parents=True, exist_ok=True)
         layout = cls(repo=_repo_root(), run_dir=run_dir)
-        layout.ports = {
-            "service-a": 50061,
-            "service-b": 50062,  # as in examples/broker.yaml
-            **{
-                name: _free_port()
-                for name in (
-                    "service-a-metrics",
-                    "service-b-metrics",
-                    "relay-metrics",
-                    "broker-metrics",
-                    "lake-metrics",
-                    "broker-admin",
-                )
-            },
-        }
+        names = (
+            "service-a",
+            "service-b",
+            "service-a-metrics",
+            "service-b-metrics",
+            "relay-metrics",
+            "broker-metrics",
+            "lake-metrics",
+            "broker-admin",
+        )
+        layout.ports = dict(zip(names, _free_ports(len(names)), strict=True))
         return layout
 
     @property
@@ -89,7 +90,14 @@ class DemoLayout:
         return self.run_dir / "produced.jsonl"
 
     def broker_config(self) -> BrokerConfig:
-        return load_config(self.broker_yaml)
+        return load_config(self.broker_yaml, environ={**os.environ, **self.service_ports_env()})
+
+    def service_ports_env(self) -> dict[str, str]:
+        """The example services' ports, as examples/broker.yaml reads them."""
+        return {
+            "SERVICE_A_PORT": str(self.ports["service-a"]),
+            "SERVICE_B_PORT": str(self.ports["service-b"]),
+        }
 
     def database_url(self, config: StackConfig) -> str:
         return f"postgresql://{DATABASE_USER}@{HOST}:{config.postgres_port}/{DATABASE}"
@@ -100,6 +108,7 @@ class DemoLayout:
             COURIER_BOOTSTRAP_SERVERS=config.bootstrap_servers,
             COURIER_DATABASE_URL=self.database_url(config),
             COURIER_SERVICE_NAME="package-service",
+            **self.service_ports_env(),
             PYTHONPATH=os.pathsep.join(filter(None, [str(self.repo), env.get("PYTHONPATH")])),
         )
         return env

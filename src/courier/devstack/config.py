@@ -4,7 +4,7 @@ Every value has an environment variable so that two checkouts, or a CI run besid
 developer's stack, can run side by side::
 
     COURIER_DEV_DIR            data, logs and downloaded jars   (/var/tmp/courier-dev)
-    COURIER_DEV_PG_PORT        PostgreSQL                       (55432)
+    COURIER_DEV_PG_PORT        PostgreSQL                       (15432)
     COURIER_DEV_KAFKA_PORT     Kafka broker listener            (19092)
     COURIER_DEV_CONTROLLER_PORT  KRaft controller listener      (19093)
     COURIER_DEV_CONNECT_PORT   Kafka Connect REST               (18083)
@@ -33,7 +33,7 @@ class StackConfig:
     """The local stack's settings; ``from_env()`` reads the ``COURIER_DEV_*`` overrides."""
 
     data_dir: Path = DEFAULT_DATA_DIR
-    postgres_port: int = 55432
+    postgres_port: int = 15432
     kafka_port: int = 19092
     controller_port: int = 19093
     connect_port: int = 18083
