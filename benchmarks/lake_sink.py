@@ -37,7 +37,7 @@ from typing import Any
 
 import duckdb
 import pyarrow
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from packages.v1.events_pb2 import PackageDelivered
 from packages.v1.packages_pb2 import Address, Package
@@ -50,6 +50,7 @@ from courier.lake.files import list_lake_files
 from courier.lake.metrics import LakeMetrics
 from courier.lake.sink import LakeSink, SinkConfig
 from courier.lake.topics import TopicSelection
+from courier.relay.testing import end_offsets
 
 RESULTS = Path(__file__).parent / "results" / "lake_sink.json"
 PARTITIONS = 3
@@ -153,7 +154,7 @@ def sink_run(
     sink = LakeSink(config, decoder, metrics)
     halt = threading.Event()
     runner = threading.Thread(target=sink.run, args=(halt,))
-    ends = _end_offsets(servers, topic)
+    ends = dict(enumerate(end_offsets(servers, topic, PARTITIONS)))
     runner.start()
     try:
         while not _all_committed(metrics, topic, ends):
@@ -176,17 +177,6 @@ def sink_run(
         "bytes": sum(f.size for f in files),
         "rows_with_json": rows[1],
     }
-
-
-def _end_offsets(servers: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": servers, "group.id": "bench.probe"})
-    try:
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in range(PARTITIONS)
-        }
-    finally:
-        consumer.close()
 
 
 def _all_committed(metrics: LakeMetrics, topic: str, ends: dict[int, int]) -> bool:

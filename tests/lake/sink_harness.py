@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from courier.events import EventEnvelope
 from courier.lake.files import list_lake_files
+from courier.relay.testing import end_offsets
 
 
 def create_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int = 3) -> None:
@@ -56,18 +57,6 @@ def produce(
     return sent
 
 
-def end_offsets(bootstrap_servers: str, topic: str, partitions: int = 3) -> dict[int, int]:
-    """The high watermark of each partition of ``topic``."""
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "lake-tests-probe"})
-    try:
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in range(partitions)
-        }
-    finally:
-        consumer.close()
-
-
 def committed(
     bootstrap_servers: str, group: str, topic: str, partitions: int = 3
 ) -> dict[int, int]:
@@ -86,7 +75,7 @@ def wait_until_committed(
     bootstrap_servers: str, group: str, topics: Sequence[str], timeout: float = 90
 ) -> None:
     """Wait until ``group`` has committed every partition of ``topics`` to its end."""
-    ends = {t: end_offsets(bootstrap_servers, t) for t in topics}
+    ends = {t: dict(enumerate(end_offsets(bootstrap_servers, t, 3))) for t in topics}
 
     def done(topic: str) -> bool:
         found = committed(bootstrap_servers, group, topic)
