@@ -18,20 +18,21 @@ WARNING, as ``delivery failed`` with these fields (JSON keys with ``--log-format
 ``topic``...   ``topic``, ``partition``, ``offset`` of the record (final outcomes only)
 =============  ============================================================================
 
-Never the payload: the functions here are not given it.
+Never the payload: the fields are picked by name, and it is not one of them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import grpc
 
 from courier.broker.status_actions import Action
 
-if TYPE_CHECKING:  # handoff imports delivery, which logs through this module
+if TYPE_CHECKING:  # delivery (and handoff, through it) log through this module
+    from courier.broker.delivery import DeliveryOutcome, DeliveryRequest
     from courier.broker.handoff import HandOff, SourceRecord
 
 logger = logging.getLogger("courier.broker")
@@ -44,42 +45,10 @@ DLQ = "dlq"
 _ACTION_OF_KIND = {"retry": RETRY_TOPIC, "dlq": DLQ}
 
 
-class DeliveredEvent(Protocol):
-    """What a log line needs to know about the event (a ``DeliveryRequest`` has it)."""
-
-    @property
-    def event_id(self) -> str: ...
-
-    @property
-    def event_type(self) -> str: ...
-
-    @property
-    def attempt(self) -> int: ...
-
-
-class FinalOutcome(Protocol):
-    """A method's outcome after the in-memory retries (a ``DeliveryOutcome``)."""
-
-    @property
-    def method(self) -> str: ...
-
-    @property
-    def code(self) -> grpc.StatusCode: ...
-
-    @property
-    def details(self) -> str: ...
-
-    @property
-    def calls(self) -> int: ...
-
-    @property
-    def action(self) -> Action: ...
-
-
 def log_in_memory_retry(
     consumer: str,
     method: str,
-    event: DeliveredEvent,
+    event: DeliveryRequest,
     code: grpc.StatusCode,
     details: str,
     calls: int,
@@ -93,9 +62,9 @@ def log_in_memory_retry(
 
 def log_final_outcomes(
     consumer: str,
-    event: DeliveredEvent,
+    event: DeliveryRequest,
     source: SourceRecord,
-    outcomes: Iterable[FinalOutcome],
+    outcomes: Iterable[DeliveryOutcome],
     plans: Sequence[HandOff],
 ) -> None:
     """One line per method whose outcome is not a success, with where ``plans`` send it."""
@@ -126,7 +95,7 @@ def handoff_action(method: str, plans: Sequence[HandOff]) -> str:
 def _fields(
     consumer: str,
     method: str,
-    event: DeliveredEvent,
+    event: DeliveryRequest,
     code: grpc.StatusCode,
     details: str,
     calls: int,
