@@ -17,11 +17,12 @@ True
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from courier.observability.http_server import BackgroundHttpServer
 
 DEFAULT_METRICS_HOST = "127.0.0.1"
 """Where ``/metrics`` listens unless ``--metrics-host`` says otherwise."""
@@ -31,12 +32,17 @@ class MetricsServerError(OSError):
     """The metrics port cannot be bound (taken, or an address this host does not have)."""
 
 
-class MetricsServer:
+class MetricsServer(BackgroundHttpServer):
     """Serves ``/metrics`` and ``/healthz`` from a daemon thread; :meth:`start`, :meth:`stop`.
 
     ``healthy`` is called on each ``/healthz`` request, so the answer follows the process.
     Raises :class:`MetricsServerError` when the address cannot be bound.
     """
+
+    serves = "metrics"
+    bind_error = MetricsServerError
+    thread_name = "courier-metrics"
+    url_path = "/metrics"
 
     def __init__(
         self,
@@ -47,49 +53,7 @@ class MetricsServer:
     ) -> None:
         self._registry = registry
         self._healthy = healthy
-        try:
-            self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise MetricsServerError(f"cannot serve metrics on {host}:{port}: {reason}") from exc
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def host(self) -> str:
-        """The bound address."""
-        return str(self._httpd.server_address[0])
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful when asked for port 0)."""
-        return int(self._httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """``http://host:port/metrics``."""
-        return f"http://{self.host}:{self.port}/metrics"
-
-    def start(self) -> MetricsServer:
-        """Serve in a background thread; returns self."""
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="courier-metrics", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(5)
-        self._httpd.server_close()
-
-    def __enter__(self) -> MetricsServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(host, port, self._handler_class())
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         owner = self

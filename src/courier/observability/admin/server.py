@@ -4,7 +4,8 @@ Why the standard library's :class:`~http.server.ThreadingHTTPServer`: the page h
 of operators, not traffic; it adds no dependency to the broker; and the broker's asyncio loop
 is busy with gRPC deliveries, so the admin work (blocking confluent-kafka reads of a DLQ, a
 replay that waits for Kafka's acknowledgements) belongs on threads of its own, where a slow
-Kafka read can never delay a delivery. The same server already serves ``/metrics``.
+Kafka read can never delay a delivery. ``/metrics`` is served the same way
+(:class:`~courier.observability.http_server.BackgroundHttpServer`).
 
 Routes::
 
@@ -30,9 +31,7 @@ import hmac
 import ipaddress
 import json
 import logging
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -46,6 +45,7 @@ from courier.observability.admin.dlq_view import (
     BadRequest,
     ReplayRequest,
 )
+from courier.observability.http_server import BackgroundHttpServer
 
 logger = logging.getLogger("courier.observability.admin")
 
@@ -90,22 +90,17 @@ def json_bytes(value: Any) -> bytes:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class AdminServer:
+class AdminServer(BackgroundHttpServer):
     """Serves the admin page for ``backend``; :meth:`start`, :meth:`stop`.
 
     ``token``: the bearer token for state changes (None: they are refused). Raises
     :class:`AdminServerError` if the address cannot be bound, or is not loopback and no
     token is given.
     """
+
+    serves = "the admin page"
+    bind_error = AdminServerError
+    thread_name = "courier-admin"
 
     def __init__(
         self,
@@ -132,50 +127,7 @@ class AdminServer:
             )
             for path, (name, kind) in _STATIC.items()
         }
-        server_class = _Server6 if ":" in host.strip("[]") else _Server
-        try:
-            self._httpd = server_class((host.strip("[]"), port), _handler_class(self))
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            message = f"cannot serve the admin page on {host}:{port}: {reason}"
-            raise AdminServerError(message) from exc
-        self._thread: threading.Thread | None = None
-
-    @property
-    def host(self) -> str:
-        return str(self._httpd.server_address[0])
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """The page's address."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
-
-    def start(self) -> AdminServer:
-        """Serve in a daemon thread; returns self."""
-        self._thread = threading.Thread(target=self._serve, name="courier-admin", daemon=True)
-        self._thread.start()
-        return self
-
-    def _serve(self) -> None:
-        self._httpd.serve_forever(poll_interval=0.1)  # stop() waits at most one interval
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(5)
-        self._httpd.server_close()
-
-    def __enter__(self) -> AdminServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(host, port, _handler_class(self))
 
     def check_token(self, authorization: str | None) -> tuple[int, str] | None:
         """None if ``authorization`` carries the token; else (401 or 403, why)."""
