@@ -22,7 +22,7 @@ from courier.broker.dlq_replay import RecordFilter, replay
 from courier.consumer import build_server
 from courier.events import EventEnvelope
 from courier.observability.tracing import TRACE_LINKS_HEADER
-from courier.relay.testing import ConsumedRecord, RelayThread, read_topic
+from courier.relay.testing import ConsumedRecord, RelayThread, postgres_outbox_table, read_topic
 
 from .trace_harness import (
     SERVICE,
@@ -30,7 +30,6 @@ from .trace_harness import (
     broker_config,
     in_memory_spans,
     named,
-    outbox_table,
     parent_id,
     poll_relay,
     running_broker,
@@ -72,7 +71,7 @@ def _pipeline(
     topic, consumer = unique("trace.parcels"), unique("trace-svc")
     with contextlib.ExitStack() as stack:
         provider, exporter = stack.enter_context(in_memory_spans())
-        table = stack.enter_context(outbox_table(database_url, unique("trace_outbox")))
+        table = stack.enter_context(postgres_outbox_table(database_url, unique("trace_outbox")))
         server = stack.enter_context(build_server(servicer))
         stack.enter_context(running_broker(broker_config(consumer, server.port, topic),
                                            bootstrap_servers))  # fmt: skip

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg2
 import yaml
 from google.protobuf.empty_pb2 import Empty
 from opentelemetry import trace
@@ -29,7 +28,6 @@ from courier.broker.subscriptions import LoopSettings
 from courier.broker.topics import ensure_topics
 from courier.consumer import RejectEvent, RetryLater, event_metadata
 from courier.observability.tracing import use_tracer_provider
-from courier.outbox.table import create_table_statements
 from courier.relay.metrics import RelayMetrics
 from courier.relay.poll import PollRelay, PollRelayConfig
 from courier.relay.publisher import KafkaPublisher
@@ -50,22 +48,6 @@ def in_memory_spans() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     finally:
         use_tracer_provider(None)
         provider.shutdown()
-
-
-@contextlib.contextmanager
-def outbox_table(database_url: str, name: str) -> Iterator[str]:
-    """A fresh outbox table, dropped afterwards."""
-    conn = psycopg2.connect(database_url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            for statement in create_table_statements("postgresql", name):
-                cur.execute(statement)
-        yield name
-        with conn.cursor() as cur:
-            cur.execute(f'DROP TABLE IF EXISTS "{name}"')
-    finally:
-        conn.close()
 
 
 @contextlib.contextmanager

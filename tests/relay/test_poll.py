@@ -26,7 +26,7 @@ from google.protobuf.wrappers_pb2 import StringValue
 
 from courier import build_event
 from courier.outbox.table import create_table_statements
-from courier.relay.testing import read_topic
+from courier.relay.testing import postgres_outbox_table, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -78,16 +78,8 @@ def _logs(log_dir: Path) -> list[str]:
 
 @pytest.fixture()
 def pg_table(unique: Any, database_url: str) -> Iterator[str]:
-    table = unique("poll_outbox")
-    conn = psycopg2.connect(database_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        for statement in create_table_statements("postgresql", table):
-            cur.execute(statement)
-    yield table
-    with conn.cursor() as cur:
-        cur.execute(f'DROP TABLE IF EXISTS "{table}"')
-    conn.close()
+    with postgres_outbox_table(database_url, unique("poll_outbox")) as table:
+        yield table
 
 
 def _writer(url: str, table: str, topic: str, seed: int, ids: list[str]) -> None:

@@ -13,37 +13,25 @@ from google.protobuf.wrappers_pb2 import StringValue
 
 from courier import build_event
 from courier.events import EventEnvelope
-from courier.outbox.table import COLUMNS, create_table_statements, row_values
+from courier.outbox.table import insert_statement, row_values
 from courier.relay.errors import RelaySetupError
 from courier.relay.snapshot import STATE_TABLE, slot_states
-from courier.relay.testing import RelayThread, read_topic
+from courier.relay.testing import RelayThread, postgres_outbox_table, read_topic
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
 def table(unique: Any, database_url: str) -> Iterator[str]:
-    name = unique("snap_outbox")
-    conn = psycopg2.connect(database_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        for statement in create_table_statements("postgresql", name):
-            cur.execute(statement)
-    yield name
-    with conn.cursor() as cur:
-        cur.execute(f'DROP TABLE IF EXISTS "{name}"')
-    conn.close()
+    with postgres_outbox_table(database_url, unique("snap_outbox")) as name:
+        yield name
 
 
 def _insert(database_url: str, table: str, envelopes: list[EventEnvelope]) -> None:
     conn = psycopg2.connect(database_url)
     with conn, conn.cursor() as cur:
-        placeholders = ", ".join(["%s"] * len(COLUMNS))
         for envelope in envelopes:
-            cur.execute(
-                f'INSERT INTO "{table}" ({", ".join(COLUMNS)}) VALUES ({placeholders})',
-                row_values("postgresql", envelope),
-            )
+            cur.execute(insert_statement("postgresql", table), row_values("postgresql", envelope))
     conn.close()
 
 

@@ -12,15 +12,19 @@ publication on exit, so a test leaves no WAL pinned behind.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import psycopg2
 from confluent_kafka import Consumer, TopicPartition
 
+from courier.outbox.table import create_table_statements
 from courier.relay.logical import LogicalRelay, LogicalRelayConfig
 from courier.relay.metrics import RelayMetrics
 from courier.relay.publisher import KafkaPublisher
@@ -190,3 +194,19 @@ def end_offsets(bootstrap_servers: str, topic: str, partitions: int = 1) -> list
         ]
     finally:
         consumer.close()
+
+
+@contextlib.contextmanager
+def postgres_outbox_table(database_url: str, name: str) -> Iterator[str]:
+    """A fresh outbox table ``name`` in Postgres for the block (yields its name), dropped after."""
+    conn = psycopg2.connect(database_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for statement in create_table_statements("postgresql", name):
+                cur.execute(statement)
+        yield name
+        with conn.cursor() as cur:
+            cur.execute(f'DROP TABLE IF EXISTS "{name}"')
+    finally:
+        conn.close()
