@@ -11,9 +11,13 @@ extra header carry markup, to check that the page shows it as text.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import grpc
 from broker.broker_harness import consumer_yaml, running_broker
@@ -47,6 +51,22 @@ class AdminScenario:
     @property
     def url(self) -> str:
         return self.admin.url
+
+
+def json_request(url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+    """GET ``url`` (POST ``body`` as JSON if given), with a bearer ``token`` if given; the
+    status and the decoded JSON answer, errors included."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
 
 
 def delivered_payload(n: int) -> bytes:

@@ -8,16 +8,13 @@ and the consumer (accepting now) receives each exactly once more.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from .scenario import MARKUP, SVC, TOKEN, AdminScenario, admin_scenario
+from .scenario import MARKUP, SVC, TOKEN, AdminScenario, admin_scenario, json_request
 
 pytestmark = pytest.mark.integration
 
@@ -25,17 +22,7 @@ pytestmark = pytest.mark.integration
 def call(
     scenario: AdminScenario, path: str, body: Any = None, token: str | None = TOKEN
 ) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(scenario.url.rstrip("/") + path, data=data)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return json_request(scenario.url.rstrip("/") + path, body, token)
 
 
 def eventually(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -10,7 +9,6 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,8 @@ import pytest
 from broker.broker_harness import consumer_yaml
 from broker.kafka_helpers import create_topics, write_config
 from broker.recording_server import RecordingServer
+
+from .scenario import json_request
 
 TOKEN = "cli-token"
 
@@ -52,19 +52,6 @@ def test_off_loopback_without_a_token_is_refused(tmp_path: Path) -> None:
     ]
 
 
-def get(url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode())
-    if body is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
 @pytest.mark.integration
 def test_broker_run_serves_the_admin_page(
     bootstrap_servers: str, unique: Callable[[str], str], tmp_path: Path
@@ -88,7 +75,7 @@ def test_broker_run_serves_the_admin_page(
             view: dict[str, Any] = {}
             while time.monotonic() < deadline:
                 try:
-                    status, body = get(f"{base}/api/consumers")
+                    status, body = json_request(f"{base}/api/consumers")
                     view = body["consumers"][0]
                     if status == 200 and view["partitions"]:
                         break
@@ -98,10 +85,10 @@ def test_broker_run_serves_the_admin_page(
             assert view.get("name") == name and view["breaker"] == "closed", view
             assert {p["topic"] for p in view["partitions"]} == {topic, f"{name}_retry"}
             replay = f"{base}/api/consumers/{name}/dlq/replay"
-            assert get(replay, {"all": True, "dry_run": True})[0] == 401
-            status, summary = get(replay, {"all": True, "dry_run": True}, TOKEN)
+            assert json_request(replay, {"all": True, "dry_run": True})[0] == 401
+            status, summary = json_request(replay, {"all": True, "dry_run": True}, TOKEN)
             assert status == 200 and summary["matched"] == 0, summary
-            assert get(f"{base}/api/consumers/{name}/dlq")[1]["total"] == 0
+            assert json_request(f"{base}/api/consumers/{name}/dlq")[1]["total"] == 0
         finally:
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=30)
