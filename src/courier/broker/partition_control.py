@@ -3,8 +3,9 @@
 :class:`PartitionControl` keeps the :class:`~courier.broker.partition_state.PartitionState`
 of every assigned partition and is the only code that pauses, seeks or commits them:
 
-- a partition is paused once twice ``batch-size`` of its events are not done, until fewer
-  than ``batch-size`` are; every partition while the consumer's breaker is open;
+- a partition is paused once ``batch-size`` + ``PREFETCH_SLACK`` of its events are not done
+  (:attr:`~courier.broker.partition_state.PartitionState.full`), until fewer than
+  ``batch-size`` + half the slack are; every partition while the consumer's breaker is open;
 - librdkafka fetches ahead: records that still arrive for a paused partition are kept, up to
   ``PREFETCH_SLACK`` more, then given back: the partition is sought to the record, and
   records fetched after it are ignored until it comes again;
@@ -69,7 +70,8 @@ class PartitionControl:
             self.kafka.seek(tp)
 
     def apply_pauses(self, breaker_open: bool) -> None:
-        """Pause full partitions (all of them while the breaker is open), resume the rest."""
+        """Pause full partitions (all of them while the breaker is open), keep paused ones
+        paused until they are low, resume the rest."""
         wanted = {
             tp
             for tp, part in self.partitions.items()

@@ -3,9 +3,9 @@
 Every record read from a partition becomes a :class:`TrackedEvent` that stays tracked until
 it is done (delivered, or handed off and acknowledged). At most ``batch-size`` events of a
 partition are being delivered at once; the next ``batch-size`` wait in memory, ready to start
-as soon as a call ends, so that a free call slot never waits for a fetch. Twice ``batch-size``
-tracked events pause the partition until fewer than ``batch-size`` are left (pausing less
-often than every event keeps librdkafka's fetching smooth).
+as soon as a call ends, so that a free call slot never waits for a fetch. ``batch-size`` +
+``PREFETCH_SLACK`` tracked events pause the partition until fewer than ``batch-size`` + half
+the slack are left (pausing less often than every event keeps librdkafka's fetching smooth).
 
 ``ordering: key`` keeps a queue per key so that the next event of a key starts only when the
 previous one has finished delivery; events without a key, and other keys, flow meanwhile.
@@ -68,11 +68,12 @@ class PartitionState:
         """Being given up (revoke, stop): its queued events must not start."""
         self.last_committed: int | None = None
         self.rewound_to: int | None = None
+        """Offset sought back to because the partition was overflowing; later records are
+        stale."""
         self.calls = 0
+        """Events of this partition whose delivery task is running (at most ``window``)."""
         self.ready: deque[TrackedEvent] = deque()
         """Events that may start as soon as a call slot frees up, in order."""
-        """Events of this partition whose delivery task is running (at most ``window``)."""
-        """Offset sought back to because the window was full; later records are stale."""
         self._key_queues: dict[bytes, deque[TrackedEvent]] = {}
 
     @property
