@@ -20,7 +20,6 @@ from courier.observability.admin.dlq_view import (
     read_dlq,
     replay_request,
 )
-from courier.observability.admin.failures import FailureLog
 from courier.observability.admin.snapshot import broker_snapshot
 
 if TYPE_CHECKING:
@@ -50,9 +49,8 @@ class AdminBackend(Protocol):
 class BrokerBackend:
     """:class:`AdminBackend` for a broker running in this process."""
 
-    def __init__(self, broker: Broker, failures: FailureLog | None = None) -> None:
+    def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self.failures = failures if failures is not None else broker.failures
         self._kafka_slots = threading.BoundedSemaphore(2)
         self._replay_locks = {name: threading.Lock() for name in broker.config.consumers}
 
@@ -60,7 +58,7 @@ class BrokerBackend:
         return list(self.broker.config.consumers)
 
     def snapshot(self) -> dict[str, Any]:
-        return broker_snapshot(self.broker, self.failures)
+        return broker_snapshot(self.broker)
 
     def dlq(self, name: str, selection: AdminFilter, limit: int) -> dict[str, Any]:
         consumer = self.broker.config.consumers[name]

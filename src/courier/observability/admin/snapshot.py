@@ -45,7 +45,7 @@ def gauge_values(gauge: Gauge) -> dict[tuple[str, ...], float]:
     return found
 
 
-def broker_snapshot(broker: Broker, failures: FailureLog) -> dict[str, Any]:
+def broker_snapshot(broker: Broker) -> dict[str, Any]:
     """The consumers of ``broker``: config, breaker, partitions, lag, in-flight, failures."""
     in_flight = gauge_values(broker.metrics.in_flight)
     lag = gauge_values(broker.metrics.lag)
@@ -61,7 +61,7 @@ def broker_snapshot(broker: Broker, failures: FailureLog) -> dict[str, Any]:
                 in_flight=int(in_flight.get((consumer.name,), 0)),
                 lag=lag,
                 loops=loops,
-                failures=failures,
+                failures=broker.failures,
             )
         )
     return {
