@@ -88,10 +88,8 @@ class ObservedDeliverer(ConsumerDeliverer):
         super().__init__(*args, **kwargs)
         self.failures = failures
 
-    async def _call(
-        self, method: str, request: DeliveryRequest, *args: Any, **kwargs: Any
-    ) -> tuple[grpc.StatusCode, str]:
-        code, details = await super()._call(method, request, *args, **kwargs)
+    async def _call(self, method: str, request: DeliveryRequest) -> tuple[grpc.StatusCode, str]:
+        code, details = await super()._call(method, request)
         if code is not grpc.StatusCode.OK:
             self.failures.record(
                 FailedCall(
