@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, suppress
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extras
 from psycopg2 import sql
 
@@ -51,13 +52,16 @@ class SlotState:
         self.table = sql.Identifier(schema, STATE_TABLE)
 
     def ensure_table(self) -> None:
-        self.cur.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (slot_name text PRIMARY KEY, state text NOT NULL,"
-                " consistent_lsn pg_lsn NULL, snapshot_rows bigint NULL,"
-                " updated_at timestamptz NOT NULL DEFAULT now())"
-            ).format(self.table)
-        )
+        # Two relays starting together both pass IF NOT EXISTS; the second then fails (on a
+        # catalog unique index, or "already exists") once the first one's table is committed.
+        with suppress(psycopg2.errors.UniqueViolation, psycopg2.errors.DuplicateTable):
+            self.cur.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (slot_name text PRIMARY KEY,"
+                    " state text NOT NULL, consistent_lsn pg_lsn NULL, snapshot_rows bigint NULL,"
+                    " updated_at timestamptz NOT NULL DEFAULT now())"
+                ).format(self.table)
+            )
 
     def get(self) -> str | None:
         self.cur.execute(
