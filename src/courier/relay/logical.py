@@ -209,7 +209,7 @@ class LogicalRelay:
             cur.execute("SELECT pg_drop_replication_slot(%s)", (self.config.slot,))
         state.set(SlotState.SNAPSHOT)
         lsn, rows = publish_snapshot(
-            self._dsn, schema, name, self.config.slot, self.publisher, self.metrics.acked
+            self._dsn, schema, name, self.config.slot, self.publisher, self.metrics
         )
         state.set(SlotState.DONE, lsn=lsn, rows=rows)
         log.info(

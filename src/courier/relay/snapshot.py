@@ -16,8 +16,9 @@ the slot has confirmed nothing yet, so this resends rows but loses none.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, suppress
+from functools import partial
 from typing import Any
 
 import psycopg2
@@ -25,6 +26,7 @@ import psycopg2.errors
 import psycopg2.extras
 from psycopg2 import sql
 
+from courier.relay.metrics import RelayMetrics
 from courier.relay.publisher import KafkaPublisher
 from courier.relay.records import InvalidOutboxRow, envelope_from_row
 
@@ -101,7 +103,7 @@ def publish_snapshot(
     table: str,
     slot: str,
     publisher: KafkaPublisher,
-    on_ack: Callable[[str, Any], None],
+    metrics: RelayMetrics,
 ) -> tuple[str, int]:
     """Create ``slot`` with an exported snapshot and publish the rows visible in it.
 
@@ -127,9 +129,10 @@ def publish_snapshot(
             try:
                 envelope = envelope_from_row(row)
             except InvalidOutboxRow as exc:
+                metrics.invalid_rows.inc()
                 log.error("skipping outbox row that is not an event", extra={"error": str(exc)})
                 continue
-            publisher.publish(envelope, _bind(on_ack, envelope.topic, envelope.time))
+            publisher.publish(envelope, partial(metrics.acked, envelope.topic, envelope.time))
             count += 1
             if count % 1000 == 0:
                 publisher.poll(0)
@@ -168,7 +171,3 @@ def _rows_in_snapshot(
             for values in rows:
                 yield dict(zip(columns, values, strict=True))
         conn.commit()
-
-
-def _bind(on_ack: Callable[[str, Any], None], topic: str, time: Any) -> Callable[[], None]:
-    return lambda: on_ack(topic, time)
