@@ -47,13 +47,19 @@ def _message() -> events_pb2.PackageDelivered:
     return message
 
 
+def _sqlite_outbox() -> sqlite3.Connection:
+    """An in-memory SQLite database with the outbox table."""
+    conn = sqlite3.connect(":memory:")
+    for statement in create_table_statements("sqlite", "courier_outbox"):
+        conn.execute(statement)
+    return conn
+
+
 def test_outbox_save_stores_the_create_spans_context(
     spans: tuple[TracerProvider, InMemorySpanExporter],
 ) -> None:
     provider, exporter = spans
-    conn = sqlite3.connect(":memory:")
-    for statement in create_table_statements("sqlite", "courier_outbox"):
-        conn.execute(statement)
+    conn = _sqlite_outbox()
     with provider.get_tracer("shop").start_as_current_span("deliver package"), conn:
         saved = build_event(_message(), topic="parcels", headers={"tenant": "acme"}).save(
             conn, allow_outside_transaction=True
@@ -73,9 +79,7 @@ def test_an_explicit_parent_and_its_tracestate_are_continued(
     spans: tuple[TracerProvider, InMemorySpanExporter],
 ) -> None:
     _, exporter = spans
-    conn = sqlite3.connect(":memory:")
-    for statement in create_table_statements("sqlite", "courier_outbox"):
-        conn.execute(statement)
+    conn = _sqlite_outbox()
     given = {"traceparent": TRACEPARENT, "tracestate": "vendor=abc"}
     saved = build_event(_message(), topic="parcels", headers=given).save(
         conn, allow_outside_transaction=True
@@ -105,9 +109,7 @@ def test_a_failed_outbox_write_ends_its_span_as_an_error(
 
 def test_without_a_provider_the_outbox_stores_the_callers_context() -> None:
     tracer = TracerProvider().get_tracer("shop")  # not Courier's provider: tracing is off
-    conn = sqlite3.connect(":memory:")
-    for statement in create_table_statements("sqlite", "courier_outbox"):
-        conn.execute(statement)
+    conn = _sqlite_outbox()
     with tracer.start_as_current_span("deliver package") as span, conn:
         event = build_event(_message(), topic="parcels")
         saved = event.save(conn, allow_outside_transaction=True)
