@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,19 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from broker.broker_harness import consumer_yaml
+from broker.broker_harness import consumer_yaml, free_port
 from broker.kafka_helpers import create_topics, write_config
 from broker.recording_server import RecordingServer
 
 from .scenario import json_request
 
 TOKEN = "cli-token"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def command(config: Path, *extra: str) -> list[str]:

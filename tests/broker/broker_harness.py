@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Iterator
 
 from courier.broker.config import BrokerConfig
@@ -10,6 +11,13 @@ from courier.broker.runner import Broker
 from courier.broker.subscriptions import LoopSettings
 
 FAST = LoopSettings(commit_interval=0.2, revoke_grace=2.0, shutdown_grace=3.0, idle_poll=0.05)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for a subprocess's --*-port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from .broker_harness import consumer_yaml
+from .broker_harness import consumer_yaml, free_port
 from .kafka_helpers import committed, create_topics, make_event, produce, write_config
 from .recording_server import RecordingServer
 
@@ -38,12 +37,6 @@ def _start(
          "--bootstrap-servers", bootstrap_servers, *extra],
         stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -87,7 +80,7 @@ def test_kill_9_mid_stream_loses_nothing(
             broker.send_signal(signal.SIGKILL)
             broker.wait(10)
             at_kill = len(server.delivered("Handle"))
-            metrics_port = _free_port()
+            metrics_port = free_port()
             broker = _start(config_path, bootstrap_servers, log, metrics_port)
             server.wait_for(
                 lambda: len(server.delivered("Handle")) == EVENTS, 120, "every event delivered"

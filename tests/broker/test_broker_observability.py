@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .broker_harness import consumer_yaml
+from .broker_harness import consumer_yaml, free_port
 from .kafka_helpers import create_topics, make_event, produce, read_topic, write_config
 from .recording_server import Answer, Call, RecordingServer
 
@@ -30,12 +29,6 @@ GOOD = 30
 SECRET = b"PAYLOAD-BYTES-NEVER-LOGGED"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _scrape(port: int) -> Samples:
@@ -71,7 +64,7 @@ def test_metrics_port_and_json_logs_after_real_deliveries(
 ) -> None:
     topic, name = unique("observed"), unique("svc")
     log_path = tmp_path / "broker.log"
-    port = _free_port()
+    port = free_port()
     labels = {"consumer": name, "method": METHOD}
     with RecordingServer({SVC: ["Handle"]}) as server:
         server.behaviour = _behaviour(set())
