@@ -8,6 +8,7 @@ and method).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.request
 from collections.abc import Iterable
@@ -15,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from courier.broker.config import BrokerConfig
-from courier.events import H_ID
+from courier.broker.dlq_records import read_records
+from courier.broker.kafka_clients import KafkaUnavailable, partitions_of, reader, watermarks
 from courier.lake.query import LakeQueryError, query_lake
+
+KAFKA_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -101,16 +104,9 @@ class Accountant:
         self.ids_file = ids_file
         self.database_url = database_url
         self.broker_metrics_url = broker_metrics_url
-        self._kafka = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "group.id": "courier-demo-accountant",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-            }
-        )
+        self._kafka = reader(bootstrap_servers, "courier-demo-accountant")
         self._dlq_ids: dict[str, set[str]] = {}
-        self._dlq_positions: dict[tuple[str, int], int] = {}
+        self._dlq_positions: dict[str, dict[int, int]] = {}  # topic -> partition -> next offset
 
     def close(self) -> None:
         self._kafka.close()
@@ -165,51 +161,30 @@ class Accountant:
         return found
 
     def _partitions(self, topic: str) -> list[int]:
-        metadata = self._kafka.list_topics(topic, timeout=5)
-        info = metadata.topics.get(topic)
-        if info is None or info.error is not None:
+        try:
+            return partitions_of(self._kafka, topic, KAFKA_TIMEOUT)
+        except KafkaUnavailable:
             return []
-        return sorted(info.partitions)
 
     def _records_on(self, topics: Iterable[str]) -> int:
         total = 0
         for topic in topics:
             for partition in self._partitions(topic):
-                if (marks := self._watermarks(topic, partition)) is not None:
-                    total += marks[1] - marks[0]
+                # Kafka may still be electing a leader for a new topic: count it next time.
+                with contextlib.suppress(KafkaUnavailable):
+                    low, high = watermarks(self._kafka, topic, partition, KAFKA_TIMEOUT)
+                    total += high - low
         return total
-
-    def _watermarks(self, topic: str, partition: int) -> tuple[int, int] | None:
-        """Low and high offsets, or None while Kafka is still electing a leader (new topic)."""
-        try:
-            low, high = self._kafka.get_watermark_offsets(TopicPartition(topic, partition), 5)
-        except KafkaException:
-            return None
-        return int(low), int(high)
 
     def _dlq(self, topic: str) -> set[str]:
         """Event ids in ``topic``, read incrementally from where the last call stopped."""
         ids = self._dlq_ids.setdefault(topic, set())
-        for partition in self._partitions(topic):
-            if (marks := self._watermarks(topic, partition)) is None:
-                continue
-            high = marks[1]
-            position = self._dlq_positions.get((topic, partition), 0)
-            if position >= high:
-                continue
-            self._kafka.assign([TopicPartition(topic, partition, position)])
-            while position < high:
-                message = self._kafka.poll(2.0)
-                if message is None:
-                    break
-                if message.error() is not None:
-                    continue
-                position = (message.offset() or 0) + 1
-                raw = message.headers() or []
-                for name, value in raw.items() if isinstance(raw, dict) else raw:
-                    if name == H_ID and isinstance(value, bytes):
-                        ids.add(value.decode("utf-8", "replace"))
-            self._dlq_positions[(topic, partition)] = position
+        positions = self._dlq_positions.setdefault(topic, {})
+        with contextlib.suppress(KafkaUnavailable):  # not answering now: the rest next time
+            for record in read_records(self._kafka, topic, positions, KAFKA_TIMEOUT):
+                positions[record.partition] = record.offset + 1
+                if record.event_id is not None:
+                    ids.add(record.event_id)
         return ids
 
     def _metric_sum(self, name: str) -> float:
