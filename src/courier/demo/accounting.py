@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import psycopg2
 from courier.broker.config import BrokerConfig
 from courier.broker.dlq_records import read_records
 from courier.broker.kafka_clients import KafkaUnavailable, partitions_of, reader, watermarks
+from courier.demo.endpoints import metric_families
 from courier.lake.query import LakeQueryError, query_lake
 
 KAFKA_TIMEOUT = 5.0
@@ -52,8 +52,11 @@ class Snapshot:
     tallies: tuple[RouteTally, ...]
     retried: int
     dead_lettered: int
-    in_lake: int = 0
-    lake_missing: int = 0
+    in_lake: int
+
+    @property
+    def lake_missing(self) -> int:
+        return self.produced - self.in_lake
 
     @property
     def complete(self) -> bool:
@@ -96,8 +99,8 @@ class Accountant:
         ids_file: Path,
         database_url: str,
         bootstrap_servers: str,
-        broker_metrics_url: str | None,
-        lake_dir: Path | None = None,
+        broker_metrics_url: str,
+        lake_dir: Path,
     ) -> None:
         self.routes = routes
         self.lake_dir = lake_dir
@@ -124,20 +127,18 @@ class Accountant:
             )
         topics = sorted({r.topic for r in self.routes})
         dlq_topics = sorted({r.dlq_topic for r in self.routes})
-        in_lake = self._lake_ids() & produced.keys() if self.lake_dir is not None else set()
+        in_lake = self._lake_ids() & produced.keys()
         return Snapshot(
             produced=len(produced),
             on_kafka=self._records_on(topics),
             tallies=tuple(tallies),
-            retried=int(self._metric_sum("courier_broker_retries_total")),
+            retried=self._retries(),
             dead_lettered=sum(len(self._dlq(t)) for t in dlq_topics),
             in_lake=len(in_lake),
-            lake_missing=len(produced) - len(in_lake) if self.lake_dir is not None else 0,
         )
 
     def _lake_ids(self) -> set[str]:
         """Event ids in the lake's Parquet files (each file is complete: renamed when done)."""
-        assert self.lake_dir is not None
         if not self.lake_dir.exists():
             return set()
         try:
@@ -187,16 +188,17 @@ class Accountant:
                     ids.add(record.event_id)
         return ids
 
-    def _metric_sum(self, name: str) -> float:
-        if not self.broker_metrics_url:
-            return 0.0
+    def _retries(self) -> int:
+        """The broker's retry count so far (0 while its metrics port does not answer)."""
         try:
-            with urllib.request.urlopen(self.broker_metrics_url, timeout=2) as response:
-                text = response.read().decode()
+            families = metric_families(self.broker_metrics_url, timeout=2)
         except OSError:
-            return 0.0
-        total = 0.0
-        for line in text.splitlines():
-            if line.split("{", 1)[0].split(" ", 1)[0] == name:
-                total += float(line.rsplit(" ", 1)[-1])
-        return total
+            return 0
+        return int(
+            sum(
+                sample.value
+                for family in families
+                for sample in family.samples
+                if sample.name == "courier_broker_retries_total"
+            )
+        )
