@@ -17,6 +17,7 @@ import psycopg2
 from confluent_kafka.admin import AdminClient
 
 from courier.broker.config import BrokerConfig, load_config
+from courier.broker.topics import ensure_topics
 from courier.devstack.config import DATABASE_USER, HOST, StackConfig
 from courier.devstack.processes import StackError
 
@@ -153,9 +154,7 @@ def prepare_database(config: StackConfig, layout: DemoLayout) -> None:
 def reset_kafka(config: StackConfig, broker: BrokerConfig) -> None:
     """Delete the demo's topics and consumer groups from earlier runs, then create the topics."""
     admin = AdminClient({"bootstrap.servers": config.bootstrap_servers})
-    topics = sorted(
-        {t for c in broker.consumers.values() for t in (*c.topics, c.retry_topic, c.dlq_topic)}
-    )
+    topics = sorted(broker.topic_roles())
     groups = [*(c.group_id for c in broker.consumers.values()), LAKE_GROUP]
     existing = set(admin.list_topics(timeout=10).topics)
     for future in admin.delete_consumer_groups(groups, request_timeout=10).values():
@@ -166,8 +165,6 @@ def reset_kafka(config: StackConfig, broker: BrokerConfig) -> None:
         for future in admin.delete_topics(doomed, operation_timeout=30).values():
             future.result()
     _wait_until_gone(admin, doomed)
-    from courier.broker.topics import ensure_topics
-
     ensure_topics(admin, broker)
 
 
