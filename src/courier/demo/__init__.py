@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from courier.broker.config import BrokerConfig
 from courier.demo.accounting import Accountant, Snapshot, routes_for
 from courier.demo.endpoints import EndpointReport, scrape_all
 from courier.demo.setup import LAKE_GROUP, DemoLayout, prepare_database, reset_kafka
@@ -72,7 +74,9 @@ def demo(
         with console.status("preparing the demo database and topics"):
             prepare_database(config, layout)
             reset_kafka(config, broker_config)
-        _start_services(supervisor, layout, fail_rate=fail_rate, reject_rate=reject_rate)
+        _start_services(
+            supervisor, layout, broker_config, fail_rate=fail_rate, reject_rate=reject_rate
+        )
         producer = supervisor.python(
             "producer",
             "examples.producer.produce",
@@ -94,7 +98,7 @@ def demo(
         final = _follow(
             supervisor,
             accountant,
-            producer_done=lambda: producer.process.poll(),
+            producer_done=producer.process.poll,
             events=events,
             timeout=timeout,
         )
@@ -126,7 +130,12 @@ def demo(
 
 
 def _start_services(
-    supervisor: Supervisor, layout: DemoLayout, *, fail_rate: float, reject_rate: float
+    supervisor: Supervisor,
+    layout: DemoLayout,
+    broker_config: BrokerConfig,
+    *,
+    fail_rate: float,
+    reject_rate: float,
 ) -> None:
     ports = layout.ports
     supervisor.python(
@@ -168,7 +177,7 @@ def _start_services(
         "--out",
         str(layout.lake_dir),
         "--topics",
-        ",".join(sorted({t for c in layout.broker_config().consumers.values() for t in c.topics})),
+        ",".join(sorted({t for c in broker_config.consumers.values() for t in c.topics})),
         "--group",
         LAKE_GROUP,
         "--roll-seconds",
@@ -196,7 +205,7 @@ def _follow(
     supervisor: Supervisor,
     accountant: Accountant,
     *,
-    producer_done: object,
+    producer_done: Callable[[], int | None],
     events: int,
     timeout: float,
 ) -> Snapshot:
@@ -208,7 +217,7 @@ def _follow(
             supervisor.check_alive(allow_exit={"producer"})
             snapshot = accountant.snapshot()
             live.update(_progress(snapshot, events))
-            finished = producer_done() is not None  # type: ignore[operator]
+            finished = producer_done() is not None
             if finished and deadline is None:
                 deadline = time.monotonic() + timeout
             if finished and snapshot.produced >= events and snapshot.complete:
