@@ -32,6 +32,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from broker.broker_harness import free_port
 from confluent_kafka.admin import AdminClient
 
 from courier.consumer import build_server
@@ -96,12 +97,6 @@ def test_every_marker_is_a_known_step_followed_by_its_code_block() -> None:
     assert [commands(b) for b in blocks if b.kind == "setup"] == [SETUP_COMMANDS]
     outputs = [b.args for b in blocks if b.kind == "output"]
     assert outputs == [("contract-ok",), ("contract-missing",), ("delivered",)]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -247,7 +242,7 @@ def test_the_readme_walkthrough_delivers_a_new_event_end_to_end(
         "PackageLost is in the repository's protos now: give the README a new event"
     )
     tag = unique("walk")
-    consumer, port = f"claims-{tag}", _free_port()
+    consumer, port = f"claims-{tag}", free_port()
     topics = [f"packages.lost.{tag}", f"claims_retry_{tag}", f"claims_dlq_{tag}"]
     replacements = [
         (r"packages\.lost\b", topics[0]), (r"\bclaims_retry\b", topics[1]),
