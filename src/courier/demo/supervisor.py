@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from courier.devstack.processes import StackError, port_is_free
+from courier.devstack.processes import StackError, log_tail, port_is_free, spawn_logged
 
 
 @dataclass
@@ -42,16 +42,7 @@ class Supervisor:
             if not port_is_free(port):
                 raise StackError(f"{name}: port {port} on 127.0.0.1 is already in use")
         log_file = self.run_dir / f"{name}.log"
-        with log_file.open("ab") as log:
-            process = subprocess.Popen(
-                argv,
-                cwd=self.cwd,
-                env={**self.env, **(env or {})},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = spawn_logged(argv, log_file, env={**self.env, **(env or {})}, cwd=self.cwd)
         child = Child(name, process, log_file)
         self.children.append(child)
         return child
@@ -81,10 +72,9 @@ class Supervisor:
         for child in self.children:
             code = child.process.poll()
             if code is not None and (child.name not in allow_exit or code != 0):
-                tail = child.log_file.read_text(errors="replace").strip().splitlines()[-6:]
                 raise StackError(
                     f"{child.name} exited with code {code}; last lines of {child.log_file}:\n  "
-                    + "\n  ".join(tail)
+                    + log_tail(child.log_file, 6)
                 )
 
     def stop_all(self, timeout: float = 20.0) -> None:

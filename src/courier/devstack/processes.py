@@ -67,20 +67,32 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
-def start_detached(
-    argv: Sequence[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None
-) -> int:
-    """Start ``argv`` in its own session, output appended to ``log_file``; returns its pid."""
+def spawn_logged(
+    argv: Sequence[str],
+    log_file: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own session, stdout and stderr appended to ``log_file``."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             list(argv),
+            cwd=cwd,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env=env,
         )
+
+
+def start_detached(
+    argv: Sequence[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None
+) -> int:
+    """Start ``argv`` in its own session, output appended to ``log_file``; returns its pid."""
+    proc = spawn_logged(argv, log_file, env=env)
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
 
@@ -132,8 +144,13 @@ def wait_until(
         time.sleep(interval)
 
 
+def log_tail(log_file: Path, lines: int) -> str:
+    """The last ``lines`` lines of ``log_file``, one per line, indented for an error message."""
+    tail = log_file.read_text(errors="replace").strip().splitlines()[-lines:]
+    return "\n  ".join(tail)
+
+
 def _log_hint(log_file: Path | None) -> str:
     if log_file is None or not log_file.exists():
         return ""
-    tail = log_file.read_text(errors="replace").strip().splitlines()[-8:]
-    return f"; last lines of {log_file}:\n  " + "\n  ".join(tail)
+    return f"; last lines of {log_file}:\n  {log_tail(log_file, 8)}"
