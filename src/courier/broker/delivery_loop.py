@@ -69,8 +69,11 @@ class DeliveryLoop:
         self._loop.call_soon_threadsafe(start_all)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Cancel every task still running, stop the loop and join its thread."""
+        """Cancel every task still running, stop the loop, join its thread and close the loop
+        (also when it never started: an unclosed loop fails noisily at interpreter exit)."""
         if not self._thread.is_alive():
+            if not self._loop.is_closed():
+                self._loop.close()
             return
 
         async def cancel_all() -> None:
@@ -85,3 +88,5 @@ class DeliveryLoop:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self._loop.close()

@@ -82,6 +82,7 @@ class Broker:
         self._deliverers: list[ConsumerDeliverer] = []
         self._stop = threading.Event()
         self._started = False
+        self._closed = False
 
     def start(self) -> Broker:
         """Check Kafka and the topics, open the channels, start every consumer thread."""
@@ -140,7 +141,10 @@ class Broker:
         return 2 if all(isinstance(e, MethodResolutionError) for e in errors) else 1
 
     def close(self) -> None:
-        """Stop everything (if still running) and close the gRPC channels."""
+        """Stop everything (if still running) and close the gRPC channels; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self.request_stop()
         self.wait(self.settings.shutdown_grace + 15)
         if self._started:
@@ -149,7 +153,7 @@ class Broker:
                     self._grpc.run(deliverer.close(), timeout=5)
                 except Exception:  # closing is best effort
                     logger.debug("closing a channel failed", exc_info=True)
-            self._grpc.stop()
+        self._grpc.stop()
 
     def healthy(self) -> bool:
         """Every consumer thread is running and none has failed."""
@@ -253,6 +257,7 @@ def run_broker(
         logger.info("broker stopped", extra={"exit_code": code})
         return code or 0
     finally:
+        broker.close()  # a no-op after a clean stop; else it closes what start() opened
         if admin is not None:
             admin.stop()
         if server is not None:
